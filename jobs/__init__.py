@@ -1,0 +1,1 @@
+"""spark-submit entry points: one module per stage, plus the whole pipeline and retraining jobs."""

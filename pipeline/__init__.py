@@ -1,0 +1,1 @@
+"""Stage logic as plain Python on records, lines and batches. Never imports pyspark."""
