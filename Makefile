@@ -39,3 +39,45 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VPY) -m ruff check .
+
+# ---------------------------------------------------------------- cluster: package + submit
+# `make package` fills dist/: dots_data.zip (pipeline/ jobs/ udfs/ models/ conf/, for --py-files and,
+# extracted as ./dots_data, for files that must be real files on the nodes), conf/ (a copy to edit and
+# pass with --config), and environment.tar.gz (venv-pack of .venv, for --archives ...#environment).
+# venv-pack does not copy the interpreter: bin/python stays a link to the base Python (see
+# docs/readme/cluster.md); PYTHON_PREFIX=/usr relinks it to the nodes' own Python 3.11.
+# PACK_ENV=0 skips the (large, slow) environment archive: nodes then use the Python at $(VPY)'s path.
+DIST ?= dist
+PYZIP := $(DIST)/dots_data.zip
+ENV_ARCHIVE ?= $(DIST)/environment.tar.gz
+PACK_ENV ?= 1
+PYTHON_PREFIX ?=
+DEPLOY_MODE ?= client
+SUBMIT_CONF ?=
+SPARK_SUBMIT ?= $(VENV)/bin/spark-submit
+PACK_EXCLUDE := --exclude 'lib/python*/site-packages/pyspark/jars/*' --exclude '*/__pycache__/*' --exclude '.installed'
+# Executors (and the driver in cluster mode) run ./environment/bin/python when the archive is shipped.
+SUBMIT_ENV_ARGS = $(if $(wildcard $(ENV_ARCHIVE)),--archives $(PYZIP)\#dots_data$(,)$(ENV_ARCHIVE)\#environment \
+  --conf spark.pyspark.python=./environment/bin/python \
+  --conf spark.pyspark.driver.python=$(if $(filter cluster,$(DEPLOY_MODE)),./environment/bin/python,$(abspath $(VPY))),\
+  --archives $(PYZIP)\#dots_data)
+, := ,
+
+package: $(STAMP)
+	@mkdir -p $(DIST)
+	rm -rf $(PYZIP) $(DIST)/conf
+	find pipeline jobs udfs models conf -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort \
+	  | $(VPY) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED); [z.write(p) for p in sys.stdin.read().split()]; z.close()' $(PYZIP)
+	cp -r conf $(DIST)/conf
+	@if [ "$(PACK_ENV)" = "1" ]; then \
+	  echo "venv-pack $(VENV) -> $(ENV_ARCHIVE) (minutes; PACK_ENV=0 skips it)"; \
+	  $(VENV)/bin/venv-pack -p $(VENV) -o $(ENV_ARCHIVE) -f -q $(PACK_EXCLUDE) \
+	    $(if $(PYTHON_PREFIX),--python-prefix $(PYTHON_PREFIX)); \
+	else rm -f $(ENV_ARCHIVE); fi
+	@ls -l $(DIST)
+
+# make submit MASTER=spark://host:7077 JOB=pipeline ARGS="--input ... --output ..."
+submit: $(STAMP)
+	@test -f $(PYZIP) || { echo "$(PYZIP) is missing: run 'make package' first" >&2; exit 2; }
+	$(SPARK_SUBMIT) --master '$(MASTER)' --deploy-mode $(DEPLOY_MODE) --name dots-data:$(JOB) \
+	  --py-files $(PYZIP) $(SUBMIT_ENV_ARGS) $(SUBMIT_CONF) jobs/$(JOB).py $(ARGS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from pathlib import Path
@@ -21,7 +22,22 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS_DIR = REPO_ROOT / "conf" / "defaults"
+
+
+def _find_defaults_dir() -> Path:
+    """``conf/defaults`` beside the code; when the code is imported from a zip (spark-submit
+    ``--py-files dist/dots_data.zip``) that path is not a folder, so try ``$DOTS_CONF_DIR/defaults``,
+    then ``./dots_data/conf/defaults`` (the archive ``make submit`` ships) and ``./conf/defaults``."""
+    env = os.environ.get("DOTS_CONF_DIR")
+    candidates = [Path(env) / "defaults"] if env else []
+    candidates += [REPO_ROOT / "conf" / "defaults", Path("dots_data/conf/defaults"), Path("conf/defaults")]
+    for c in candidates:
+        if c.is_dir():
+            return c.resolve()
+    return candidates[0]
+
+
+DEFAULTS_DIR = _find_defaults_dir()
 
 _SECTIONS: dict[str, type] = {}
 
@@ -188,8 +204,13 @@ def load_yaml(path: str | Path) -> dict:
 
 def default_mapping(defaults_dir: Path = DEFAULTS_DIR) -> dict:
     """The defaults: ``conf/defaults/<section>.yaml`` under key ``<section>``; ``root.yaml`` at top."""
+    if not Path(defaults_dir).is_dir():
+        raise ValueError(
+            f"config defaults folder {defaults_dir} does not exist; run from the repository or set "
+            "DOTS_CONF_DIR to a copy of conf/ (make package puts one in dist/conf)"
+        )
     out: dict = {}
-    for f in sorted(defaults_dir.glob("*.yaml")):
+    for f in sorted(Path(defaults_dir).glob("*.yaml")):
         data = load_yaml(f)
         if f.stem == "root":
             out = deep_merge(out, data)
