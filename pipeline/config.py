@@ -21,23 +21,23 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def _find_repo_root() -> Path:
+    """The folder holding ``conf/`` and ``models/``: beside the code; when the code is imported from
+    the ``--py-files`` zip (``make submit``) that is no folder, so ``$DOTS_HOME``, then
+    ``./dots_data`` (the same zip, shipped with ``--archives ...#dots_data`` and unpacked in the
+    working directory of the Python workers / a cluster-mode driver), then the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "conf").is_dir():
+        return here
+    for c in (os.environ.get("DOTS_HOME"), "dots_data", "."):
+        if c and (Path(c) / "conf").is_dir():
+            return Path(c).resolve()
+    return here
 
 
-def _find_defaults_dir() -> Path:
-    """``conf/defaults`` beside the code; when the code is imported from a zip (spark-submit
-    ``--py-files dist/dots_data.zip``) that path is not a folder, so try ``$DOTS_CONF_DIR/defaults``,
-    then ``./dots_data/conf/defaults`` (the archive ``make submit`` ships) and ``./conf/defaults``."""
-    env = os.environ.get("DOTS_CONF_DIR")
-    candidates = [Path(env) / "defaults"] if env else []
-    candidates += [REPO_ROOT / "conf" / "defaults", Path("dots_data/conf/defaults"), Path("conf/defaults")]
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    return candidates[0]
-
-
-DEFAULTS_DIR = _find_defaults_dir()
+REPO_ROOT = _find_repo_root()
+DEFAULTS_DIR = REPO_ROOT / "conf" / "defaults"
 
 _SECTIONS: dict[str, type] = {}
 
@@ -207,7 +207,7 @@ def default_mapping(defaults_dir: Path = DEFAULTS_DIR) -> dict:
     if not Path(defaults_dir).is_dir():
         raise ValueError(
             f"config defaults folder {defaults_dir} does not exist; run from the repository or set "
-            "DOTS_CONF_DIR to a copy of conf/ (make package puts one in dist/conf)"
+            "DOTS_HOME to a folder holding conf/ (make package puts a copy in dist/conf)"
         )
     out: dict = {}
     for f in sorted(Path(defaults_dir).glob("*.yaml")):
