@@ -1,0 +1,148 @@
+"""Heuristic document filters as *signals first, decisions later* (Dolma's taggers + mixer).
+
+:func:`score_document` turns one document into its signal values (one float column each in the
+Spark output, prefixed ``h_``); :func:`decide` applies the configured bounds and returns the first
+violated rule's drop reason. Every rule is named by its drop reason and cites its source:
+
+* ``gopher_*`` quality rules: :mod:`.gopher_quality` (Rae et al. 2021, App. A.1.1);
+* ``gopher_dup_*`` / ``gopher_top_*`` repetition rules: :mod:`.gopher_repetition` (same paper);
+* ``c4_*`` rules: :mod:`.c4` (Raffel et al. 2020, Sec. 2.2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from pipeline.clean.heuristics import c4, gopher_quality as gq, gopher_repetition as gr
+from pipeline.clean.text import load_stopwords, strip_punct, tokens, uses_jieba
+
+REASON_EMPTY = "clean_empty_doc"
+REASON_ERROR = "error_clean"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A rule drops a document whose ``signal`` is below ``min`` or above ``max`` (from conf)."""
+
+    signal: str
+    source: str
+
+
+_G = "Gopher, Rae et al. 2021, App. A.1.1"
+_C4 = "C4, Raffel et al. 2020, Sec. 2.2"
+RULES: dict[str, Rule] = {
+    gq.REASON_SHORT_DOC: Rule("n_words", _G),
+    gq.REASON_LONG_DOC: Rule("n_words", _G),
+    gq.REASON_SHORT_DOC_CHARS: Rule("n_chars", _G + " (characters for Chinese)"),
+    gq.REASON_LONG_DOC_CHARS: Rule("n_chars", _G + " (characters for Chinese)"),
+    gq.REASON_MEAN_WORD_LENGTH: Rule("mean_word_length", _G),
+    gq.REASON_HASH_RATIO: Rule("hash_ratio", _G),
+    gq.REASON_ELLIPSIS_RATIO: Rule("ellipsis_ratio", _G),
+    gq.REASON_BULLET_LINES: Rule("bullet_line_frac", _G),
+    gq.REASON_ELLIPSIS_LINES: Rule("ellipsis_line_frac", _G),
+    gq.REASON_ALPHA_WORDS: Rule("alpha_word_frac", _G),
+    gq.REASON_STOP_WORDS: Rule("stop_words", _G),
+    gr.REASON_DUP_LINE_FRAC: Rule("dup_line_frac", _G + " Table A1"),
+    gr.REASON_DUP_PARA_FRAC: Rule("dup_para_frac", _G + " Table A1"),
+    gr.REASON_DUP_LINE_CHAR_FRAC: Rule("dup_line_char_frac", _G + " Table A1"),
+    gr.REASON_DUP_PARA_CHAR_FRAC: Rule("dup_para_char_frac", _G + " Table A1"),
+    **{r: Rule(f"top_{n}gram_char_frac", _G + " Table A1") for n, r in gr.REASON_TOP_NGRAM.items()},
+    **{r: Rule(f"dup_{n}gram_char_frac", _G + " Table A1") for n, r in gr.REASON_DUP_NGRAM.items()},
+    c4.REASON_LOREM_IPSUM: Rule("lorem_ipsum", _C4),
+    c4.REASON_CURLY_BRACE: Rule("curly_braces", _C4),
+    c4.REASON_JAVASCRIPT: Rule("javascript_line_frac", _C4 + " (line rule; page threshold ours)"),
+    c4.REASON_POLICY: Rule("policy_line_frac", _C4 + " (line rule; page threshold ours)"),
+}
+
+# Every signal column, in output order.
+SIGNALS: tuple[str, ...] = (
+    "n_words",
+    "n_chars",
+    "mean_word_length",
+    "hash_ratio",
+    "ellipsis_ratio",
+    "bullet_line_frac",
+    "ellipsis_line_frac",
+    "alpha_word_frac",
+    "stop_words",
+    "dup_line_frac",
+    "dup_para_frac",
+    "dup_line_char_frac",
+    "dup_para_char_frac",
+    *(f"top_{n}gram_char_frac" for n in gr.TOP_NGRAMS),
+    *(f"dup_{n}gram_char_frac" for n in gr.DUP_NGRAMS),
+    "lorem_ipsum",
+    "curly_braces",
+    "javascript_lines",
+    "policy_lines",
+    "javascript_line_frac",
+    "policy_line_frac",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeuristicParams:
+    """What :func:`score_document` needs from ``cfg.clean`` (plain values, picklable)."""
+
+    jieba_langs: tuple[str, ...] = ("zh",)
+    jieba_hmm: bool = False
+    stopwords_dir: str = "conf/stopwords"
+    remove_javascript_lines: bool = True
+    remove_policy_lines: bool = True
+    policy_phrases: tuple[str, ...] = c4.DEFAULT_POLICY_PHRASES
+
+    @classmethod
+    def from_config(cls, clean_cfg) -> HeuristicParams:
+        return cls(
+            jieba_langs=tuple(clean_cfg.jieba_langs),
+            jieba_hmm=clean_cfg.jieba_hmm,
+            stopwords_dir=clean_cfg.stopwords_dir,
+            remove_javascript_lines=clean_cfg.c4.remove_javascript_lines,
+            remove_policy_lines=clean_cfg.c4.remove_policy_lines,
+            policy_phrases=tuple(clean_cfg.c4.policy_phrases) or c4.DEFAULT_POLICY_PHRASES,
+        )
+
+
+def score_document(text: str, lang: str | None, params: HeuristicParams = HeuristicParams()) -> tuple[str, dict]:
+    """Apply the C4 line rules, then compute every signal on the remaining text.
+
+    Returns ``(text_after_line_rules, {signal: value or None})``.
+    """
+    text, signals = c4.c4_line_rules(
+        text, params.policy_phrases, params.remove_javascript_lines, params.remove_policy_lines
+    )
+    cjk = uses_jieba(lang, params.jieba_langs)
+    toks = tokens(text, lang, params.jieba_langs, params.jieba_hmm)
+    base_lang = (lang or "").split("-")[0].split("_")[0]
+    stop = load_stopwords(base_lang, params.stopwords_dir) if base_lang else frozenset()
+    signals.update(gq.quality_signals(text, toks, stop, cjk))
+    if cjk:
+        words = [t.casefold() for t in toks if any(ch.isalnum() for ch in t)]
+    else:
+        words = [w for w in (strip_punct(t) for t in toks) if w]
+    signals.update(gr.repetition_signals(text, words))
+    signals.update(c4.c4_page_signals(text))
+    return text, signals
+
+
+def decide(signals: Mapping[str, float | None], bounds: Mapping) -> str | None:
+    """The first rule (in :data:`RULES` order) whose bounds the signals violate, else None.
+
+    ``bounds``: ``{reason: Bounds(min, max)}``; a null bound or a null signal is not checked.
+    """
+    found = violations(signals, bounds)
+    return found[0] if found else None
+
+
+def violations(signals: Mapping[str, float | None], bounds: Mapping) -> list[str]:
+    """Every violated rule's reason (RULES order); ``decide`` returns the first of these."""
+    out = []
+    for reason, rule in RULES.items():
+        b = bounds.get(reason)
+        v = signals.get(rule.signal)
+        if b is None or v is None:
+            continue
+        if (b.min is not None and v < b.min) or (b.max is not None and v > b.max):
+            out.append(reason)
+    return out

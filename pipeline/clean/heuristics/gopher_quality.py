@@ -1,0 +1,62 @@
+"""Gopher quality filters (Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights
+from Training Gopher", App. A.1.1), also adopted by RefinedWeb (Penedo et al. 2023, App. G.1).
+
+Signals only; the bounds live in ``conf/defaults/clean.yaml``. English thresholds of the paper:
+50 <= words <= 100,000; 3 <= mean word length <= 10; hash and ellipsis symbol-to-word ratios
+<= 0.1; <= 90% of lines starting with a bullet; <= 30% of lines ending with an ellipsis;
+>= 80% of words with an alphabetic character; >= 2 stop words present.
+For Chinese the words are jieba tokens and the length rule counts characters instead.
+"""
+
+from __future__ import annotations
+
+from pipeline.clean.text import is_content_char, strip_punct
+
+REASON_SHORT_DOC = "gopher_short_doc"
+REASON_LONG_DOC = "gopher_long_doc"
+REASON_SHORT_DOC_CHARS = "gopher_short_doc_chars"
+REASON_LONG_DOC_CHARS = "gopher_long_doc_chars"
+REASON_MEAN_WORD_LENGTH = "gopher_mean_word_length"
+REASON_HASH_RATIO = "gopher_hash_ratio"
+REASON_ELLIPSIS_RATIO = "gopher_ellipsis_ratio"
+REASON_BULLET_LINES = "gopher_bullet_lines"
+REASON_ELLIPSIS_LINES = "gopher_ellipsis_lines"
+REASON_ALPHA_WORDS = "gopher_alpha_words"
+REASON_STOP_WORDS = "gopher_stop_words"
+
+BULLETS = ("•", "‣", "⁃", "◦", "●", "○", "■", "□", "▪", "▫", "◆", "◇", "►", "▶", "➢", "✓", "✔", "·", "-", "*", "–", "—")
+ELLIPSES = ("...", "…")
+
+
+def quality_signals(text: str, toks: list[str], stopwords: frozenset[str], cjk: bool) -> dict[str, float | None]:
+    """Gopher quality signals of one document.
+
+    ``toks``: the document's tokens (whitespace tokens; for ``cjk`` jieba tokens without
+    whitespace). Words are all tokens for whitespace scripts (Gopher) and the tokens holding a
+    letter or digit for jieba (its punctuation tokens are not words).
+    """
+    words = [t for t in toks if any(is_content_char(c) for c in t)] if cjk else toks
+    n_words = len(words)
+    n_chars = sum(1 for c in text if not c.isspace())
+    lines = [ln.strip() for ln in text.split("\n")]
+    lines = [ln for ln in lines if ln]
+    n_lines = len(lines)
+    n_hash = text.count("#")
+    n_ellipsis = text.count("...") + text.count("…")
+    if stopwords:
+        present = {strip_punct(t) for t in toks} if not cjk else set(toks)
+        stop = float(len(present & stopwords))
+    else:
+        stop = None  # no list for this language: the rule is not applied
+    return {
+        "n_words": float(n_words),
+        "n_chars": float(n_chars),
+        "mean_word_length": (sum(len(w) for w in words) / n_words) if n_words else 0.0,
+        "hash_ratio": n_hash / n_words if n_words else 0.0,
+        "ellipsis_ratio": n_ellipsis / n_words if n_words else 0.0,
+        "bullet_line_frac": sum(ln.startswith(BULLETS) for ln in lines) / n_lines if n_lines else 0.0,
+        "ellipsis_line_frac": sum(ln.endswith(ELLIPSES) for ln in lines) / n_lines if n_lines else 0.0,
+        # Gopher: words "with at least one alphabetic character"; for jieba, over all tokens.
+        "alpha_word_frac": (sum(any(c.isalpha() for c in t) for t in toks) / len(toks)) if toks else 0.0,
+        "stop_words": stop,
+    }
