@@ -105,7 +105,9 @@ def test_mean_word_length(clean_cfg, params):
 
 
 def test_hash_and_ellipsis_ratio(clean_cfg, params):
-    _check(GOOD_EN + "\n" + " ".join(f"#tag{i}" for i in range(30)), "en", "gopher_hash_ratio", clean_cfg, params)
+    _check(
+        GOOD_EN + "\n" + " ".join(f"#tag{i}" for i in range(30)), "en", "gopher_hash_ratio", clean_cfg, params
+    )
     ell = " ".join(w + "..." if i % 5 == 0 else w for i, w in enumerate(GOOD_EN.split(" ")))
     _check(ell, "en", "gopher_ellipsis_ratio", clean_cfg, params)
     zh = GOOD_ZH.replace("，", "……")
@@ -146,7 +148,9 @@ def test_duplicate_lines_and_paragraphs(clean_cfg, params):
     dup = "\n".join(lines + [lines[0]] * 3)
     _check(dup, "en", "gopher_dup_line_frac", clean_cfg, params)
     _check(dup, "en", "gopher_dup_line_char_frac", clean_cfg, params)
-    paras = "\n\n".join([GOOD_EN, "A short closing remark.", "A short closing remark.", "A short closing remark."])
+    paras = "\n\n".join(
+        [GOOD_EN, "A short closing remark.", "A short closing remark.", "A short closing remark."]
+    )
     _check(paras, "en", "gopher_dup_para_frac", clean_cfg, params)
     big_para = "\n\n".join([GOOD_EN, GOOD_EN])
     _check(big_para, "en", "gopher_dup_para_char_frac", clean_cfg, params)
@@ -191,7 +195,10 @@ def test_ngram_signals_exact():
 def test_c4_rules(clean_cfg, params):
     _check(GOOD_EN + "\nLorem ipsum dolor sit amet.", "en", "c4_lorem_ipsum", clean_cfg, params)
     _check(GOOD_EN + "\nfunction f() { return 1; }", "en", "c4_curly_brace", clean_cfg, params)
-    js = "Please enable JavaScript to use this site.\nYour browser has JavaScript disabled.\n" + GOOD_EN.split("\n")[0]
+    js = (
+        "Please enable JavaScript to use this site.\nYour browser has JavaScript disabled.\n"
+        + GOOD_EN.split("\n")[0]
+    )
     _check(js, "en", "c4_javascript", clean_cfg, params)
     pol = "Read our Privacy Policy.\nThis site uses cookies.\nTerms of Use apply.\n" + GOOD_EN.split("\n")[0]
     _check(pol, "en", "c4_policy", clean_cfg, params)

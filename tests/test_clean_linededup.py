@@ -75,13 +75,17 @@ def test_reference_middle_lines_and_case_variants():
     # a frequent line in the middle (not head/tail) is never counted nor removed
     docs = []
     for i in range(10):
-        lines = [f"head {i}.{j}" for j in range(6)] + ["SHARED middle line"] + [f"tail {i}.{j}" for j in range(6)]
+        lines = (
+            [f"head {i}.{j}" for j in range(6)] + ["SHARED middle line"] + [f"tail {i}.{j}" for j in range(6)]
+        )
         docs.append((f"m{i}", None, "\n".join(lines)))
     out, counts = dedup_lines_reference(docs, max_occurrences=2)
     assert all("SHARED middle line" in t for t in out.values())
     assert line_hash(normalize_line("SHARED middle line")) not in counts
     # case/whitespace variants count as one line
-    docs = [(f"v{i}", None, f"Body text {i}\n" + ("Share  THIS" if i % 2 else "share this")) for i in range(4)]
+    docs = [
+        (f"v{i}", None, f"Body text {i}\n" + ("Share  THIS" if i % 2 else "share this")) for i in range(4)
+    ]
     out, counts = dedup_lines_reference(docs, max_occurrences=2)
     assert counts[line_hash("share this")] == 4
     assert sum("hare" in t for t in out.values()) == 2

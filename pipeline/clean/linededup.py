@@ -34,7 +34,9 @@ def normalize_line(line: str) -> str:
 
 def line_hash(normalized: str) -> int:
     """Signed 64-bit key of a normalized line (BLAKE2b, 8-byte digest): fits Spark's LongType."""
-    return int.from_bytes(hashlib.blake2b(normalized.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(normalized.encode("utf-8"), digest_size=8).digest(), "little", signed=True
+    )
 
 
 def candidate_lines(text: str | None, head: int = 5, tail: int = 5) -> list[tuple[int, int, str]]:
@@ -88,7 +90,7 @@ def dedup_lines_reference(
     merged.update(counts)
     seen: dict[int, int] = defaultdict(int)
     delete: dict[str, list[int]] = defaultdict(list)
-    for ft, doc_id, idx, key in sorted(occ, key=lambda o: (o[0] is None, o[0], o[1], o[2])):
+    for _ft, doc_id, idx, key in sorted(occ, key=lambda o: (o[0] is None, o[0], o[1], o[2])):
         if merged[key] <= max_occurrences:
             continue
         seen[key] += 1

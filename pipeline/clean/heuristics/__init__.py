@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from pipeline.clean.heuristics import c4, gopher_quality as gq, gopher_repetition as gr
+from pipeline.clean.heuristics import c4
+from pipeline.clean.heuristics import gopher_quality as gq
+from pipeline.clean.heuristics import gopher_repetition as gr
 from pipeline.clean.text import load_stopwords, strip_punct, tokens, uses_jieba
 
 REASON_EMPTY = "clean_empty_doc"
@@ -104,7 +106,9 @@ class HeuristicParams:
         )
 
 
-def score_document(text: str, lang: str | None, params: HeuristicParams = HeuristicParams()) -> tuple[str, dict]:
+def score_document(
+    text: str, lang: str | None, params: HeuristicParams = HeuristicParams()
+) -> tuple[str, dict]:
     """Apply the C4 line rules, then compute every signal on the remaining text.
 
     Returns ``(text_after_line_rules, {signal: value or None})``.

@@ -62,4 +62,7 @@ def c4_line_rules(
 
 def c4_page_signals(text: str) -> dict[str, float]:
     """``lorem_ipsum`` (occurrences, case-insensitive) and ``curly_braces`` (count of "{")."""
-    return {"lorem_ipsum": float(text.casefold().count("lorem ipsum")), "curly_braces": float(text.count("{"))}
+    return {
+        "lorem_ipsum": float(text.casefold().count("lorem ipsum")),
+        "curly_braces": float(text.count("{")),
+    }

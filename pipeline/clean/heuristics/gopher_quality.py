@@ -24,11 +24,36 @@ REASON_ELLIPSIS_LINES = "gopher_ellipsis_lines"
 REASON_ALPHA_WORDS = "gopher_alpha_words"
 REASON_STOP_WORDS = "gopher_stop_words"
 
-BULLETS = ("•", "‣", "⁃", "◦", "●", "○", "■", "□", "▪", "▫", "◆", "◇", "►", "▶", "➢", "✓", "✔", "·", "-", "*", "–", "—")
+BULLETS = (
+    "•",
+    "‣",
+    "⁃",
+    "◦",
+    "●",
+    "○",
+    "■",
+    "□",
+    "▪",
+    "▫",
+    "◆",
+    "◇",
+    "►",
+    "▶",
+    "➢",
+    "✓",
+    "✔",
+    "·",
+    "-",
+    "*",
+    "–",
+    "—",
+)
 ELLIPSES = ("...", "…")
 
 
-def quality_signals(text: str, toks: list[str], stopwords: frozenset[str], cjk: bool) -> dict[str, float | None]:
+def quality_signals(
+    text: str, toks: list[str], stopwords: frozenset[str], cjk: bool
+) -> dict[str, float | None]:
     """Gopher quality signals of one document.
 
     ``toks``: the document's tokens (whitespace tokens; for ``cjk`` jieba tokens without
