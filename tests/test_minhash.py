@@ -1,0 +1,133 @@
+"""MinHash signatures equal datasketch's; the LSH S-curve of 128 bands x 16 rows holds empirically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from pipeline.dedup.minhash import (
+    MinHashParams,
+    band_keys,
+    batch_signatures,
+    doc_shingles,
+    hash_shingles,
+    jaccard,
+    make_permutations,
+    minhash_tokens,
+    shingles,
+    signatures,
+)
+
+TEXTS = [
+    "The harbour workers gathered near the old crane to discuss the schedule for unloading grain, "
+    "while the storm clouds rolled in from the west and the gulls went quiet.",
+    "The harbour workers gathered near the old crane to discuss the schedule for unloading wheat, "
+    "while the storm clouds rolled in from the west and the gulls went quiet!",
+    "Café naïve résumé — a short one.",
+    "",
+    "二零二四年夏天，我们在南方的一个小镇度过了两个星期，镇上的老街保留着许多明清时期的建筑。",
+]
+LANGS = ["en", "en", "fr", "en", "zh"]
+
+
+def _datasketch(shs, num_perm, seed, scheme):
+    m = MinHash(num_perm=num_perm, seed=seed, scheme=scheme)
+    m.update_batch(list(shs))
+    return m.hashvalues
+
+
+@pytest.mark.parametrize("scheme", ["affine64", "affine32", "legacy"])
+def test_permutations_match_datasketch(scheme):
+    ours = make_permutations(64, seed=3, scheme=scheme)
+    a, b = MinHash(num_perm=64, seed=3, scheme=scheme).permutations
+    assert np.array_equal(ours.a, a) and np.array_equal(ours.b, b)
+
+
+@pytest.mark.parametrize(
+    "scheme,num_perm,seed", [("affine64", 2048, 1), ("affine32", 256, 5), ("legacy", 128, 42)]
+)
+def test_signatures_equal_datasketch(scheme, num_perm, seed):
+    p = MinHashParams(num_perm=num_perm, bands=num_perm // 16, rows=16, scheme=scheme, perm_seed=seed)
+    sig, n_sh = batch_signatures(TEXTS, LANGS, p)
+    assert sig.shape == (len(TEXTS), num_perm)
+    for i, (t, lg) in enumerate(zip(TEXTS, LANGS)):
+        shs = doc_shingles(t, lg, p)
+        assert n_sh[i] == len(shs)
+        ref = _datasketch(shs, num_perm, seed, scheme)
+        assert ref.dtype == sig.dtype
+        assert np.array_equal(ref, sig[i]), f"doc {i} differs from datasketch ({scheme})"
+
+
+def test_signatures_random_batches_equal_datasketch():
+    rng = np.random.default_rng(11)
+    docs = [{f"s{x}".encode() for x in rng.integers(0, 5000, rng.integers(0, 400))} for _ in range(30)]
+    perms = make_permutations(2048, 1, "affine64")
+    sig = signatures([hash_shingles(d) for d in docs], perms)
+    for i, d in enumerate(docs):
+        assert np.array_equal(sig[i], _datasketch(d, 2048, 1, "affine64"))
+
+
+def test_tokens_and_shingles():
+    toks = minhash_tokens("Hello,   WORLD!  Café", "en")
+    assert toks == ["hello", "world", "cafe\u0301"]  # punctuation gone, NFD, lowercase
+    zh = minhash_tokens("我们在北京的清华大学学习。", "zh")
+    assert "清华大学" in zh and "。" not in zh
+    assert shingles(["a", "b", "c", "d", "e", "f"], 5) == {b"a b c d e", b"b c d e f"}
+    assert shingles(["a", "b"], 5) == {b"a b"}
+    assert shingles([], 5) == set()
+    # punctuation-only differences give identical shingles
+    p = MinHashParams()
+    assert doc_shingles("Hello, world: one two three!", "en", p) == doc_shingles(
+        "hello world one two three", "en", p
+    )
+    assert jaccard({1, 2, 3}, {2, 3, 4}) == 0.5 and jaccard(set(), set()) == 0.0
+
+
+def test_band_keys():
+    rng = np.random.default_rng(0)
+    sig = rng.integers(0, 2**63, (3, 2048), dtype=np.uint64)
+    sig[1] = sig[0]
+    sig[1, 17] ^= np.uint64(1)  # band 1 (rows 16..31) differs
+    keys = band_keys(sig, 128, 16)
+    assert keys.shape == (3, 128) and keys.dtype == np.int64
+    same = keys[0] == keys[1]
+    assert not same[1] and same.sum() == 127
+    assert not (keys[0] == keys[2]).any()
+    flat = np.zeros((1, 32), dtype=np.uint64)  # equal rows in two bands -> different bucket keys
+    k = band_keys(flat, 2, 16)
+    assert k[0, 0] != k[0, 1]
+    with pytest.raises(ValueError):
+        band_keys(sig, 100, 16)
+
+
+def _pair_sets(rng, jac: float, union: int = 240):
+    shared = round(jac * union)
+    each = (union - shared) // 2
+    vals = rng.integers(0, 2**64 - 1, shared + 2 * each, dtype=np.uint64, endpoint=True)
+    a = vals[: shared + each]
+    b = np.concatenate([vals[:shared], vals[shared + each :]])
+    return a, b, shared / (shared + 2 * each)
+
+
+def test_lsh_s_curve_128x16():
+    """Empirical candidate rate of pairs with known Jaccard vs 1 - (1 - J^16)^128."""
+    rng = np.random.default_rng(2024)
+    perms = make_permutations(2048, 1, "affine64")
+    n_pairs = 250
+    for target in (0.5, 0.7, 0.8, 0.9):
+        hl, js = [], []
+        for _ in range(n_pairs):
+            a, b, j = _pair_sets(rng, target)
+            hl += [a, b]
+            js.append(j)
+        keys = band_keys(signatures(hl, perms), 128, 16)
+        hit = (keys[0::2] == keys[1::2]).any(axis=1)
+        rate = hit.mean()
+        j = float(np.mean(js))
+        theory = 1 - (1 - j**16) ** 128
+        assert abs(rate - theory) < 0.08, (target, rate, theory)
+        if target == 0.8:
+            assert rate >= 0.93  # ~97% caught
+        if target == 0.5:
+            assert rate <= 0.02  # almost never
