@@ -69,6 +69,15 @@ def test_reads_back_with_warcio_until_the_corrupt_tail(sample):
     assert sum(1 for r in m["records"] if r["warc_type"] == "response" and r.get("kind") == "html") == N
 
 
+def test_corrupt_tail_also_fails_the_arc_fallback(sample):
+    path, m = sample
+    n = 0
+    with open(path, "rb") as f, pytest.raises(ArchiveLoadFailed):
+        for _ in ArchiveIterator(f, arc2warc=True):
+            n += 1
+    assert n == m["n_records"] - 1
+
+
 def test_contains_the_promised_record_kinds(sample):
     _, m = sample
     recs = m["records"]

@@ -1582,12 +1582,11 @@ def generate(path: str, seed: int = 0, n_articles: int = 120, plain: bool | None
 
     body = buf.getvalue()
     corrupt_offset = len(body)
-    # garbage bytes after the last good record: warcio raises ArchiveLoadFailed when it gets there
-    garbage = (
-        b"\x00\x00\x13\x37 truncated upload, disk full \xff\xfe"
-        + bytes(rng.randrange(256) for _ in range(64))
-        + b"\r\n"
-    )
+    # garbage bytes after the last good record (an interrupted upload): warcio raises
+    # ArchiveLoadFailed when it gets there, also with arc2warc=True (no spaces, so it can't pass for
+    # an ARC header line either)
+    noise = bytes(b for b in (rng.randrange(256) for _ in range(200)) if b not in b" \r\n\t")
+    garbage = b"\x00\x00\x13\x37" + noise[:96] + b"\r\n"
     body += garbage
     records.append(
         {
