@@ -1,0 +1,171 @@
+"""Streaming WARC/ARC reading with warcio that survives corrupt and truncated input.
+
+Records are yielded one at a time with their start offset; only one record body is ever held in
+memory, capped at ``max_record_bytes`` (memory per task is bounded by the largest record, not the
+file). When warcio fails in the middle of a file, the reader resynchronises at the next record
+boundary (the next gzip member for ``.gz`` files, the next ``WARC/`` header line otherwise) and
+goes on; each corrupt region becomes one :class:`WarcError` so it can be counted as a drop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import zlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import IO
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+ERROR_WARC_CORRUPT = "error_warc_corrupt"
+ERROR_WARC_TRUNCATED = "error_warc_truncated"
+
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_WARC_MAGIC = b"\nWARC/"
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass
+class WarcRecord:
+    """One parsed record. ``body`` is the HTTP payload (dechunked and content-decoded), or None
+    when it was not read (non-response records, or bigger than the cap: ``too_large``)."""
+
+    offset: int
+    rec_type: str
+    record_id: str | None
+    target_uri: str | None
+    date: datetime | None
+    status: int | None
+    content_type: str | None
+    body: bytes | None
+    too_large: bool = False
+    body_error: str | None = None
+
+
+@dataclasses.dataclass
+class WarcError:
+    offset: int
+    reason: str
+    message: str
+
+
+def parse_warc_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    v = value.strip()
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            d = datetime.strptime(v, fmt)
+            return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def _find_next(f: IO[bytes], start: int, magic: bytes) -> int | None:
+    """Offset of the next ``magic`` at or after ``start`` (for _WARC_MAGIC: of the 'W')."""
+    pos = start
+    tail = b""
+    while True:
+        f.seek(pos)
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            return None
+        buf = tail + chunk
+        i = buf.find(magic)
+        if i >= 0:
+            found = pos - len(tail) + i
+            return found + 1 if magic == _WARC_MAGIC else found
+        tail = buf[-(len(magic) - 1) :]
+        pos += len(chunk)
+
+
+def _read_body(rec, cap: int) -> tuple[bytes | None, bool, str | None]:
+    try:
+        stream = rec.content_stream()
+        data = stream.read(cap + 1)
+    except (zlib.error, EOFError, OSError, ValueError) as e:
+        return None, False, f"{type(e).__name__}: {e}"
+    if len(data) > cap:
+        return None, True, None
+    return data, False, None
+
+
+def _http_fields(rec) -> tuple[int | None, str | None]:
+    h = rec.http_headers
+    if h is None:
+        return None, None
+    try:
+        status = int(h.get_statuscode())
+    except (TypeError, ValueError):
+        status = None
+    return status, h.get_header("Content-Type")
+
+
+def iter_records(f: IO[bytes], gzipped: bool, max_record_bytes: int) -> Iterator[WarcRecord | WarcError]:
+    """Yield records (and errors) from a seekable binary stream positioned at 0.
+
+    A gzip file that is one single gzip member for many records ("non-chunked", which warcio
+    refuses after the first record) is re-read through a streaming decompressor; offsets are then
+    offsets in the decompressed stream.
+    """
+    yielded = 0
+    for item in _iter_records(f, gzipped, max_record_bytes):
+        if isinstance(item, WarcError) and gzipped and "non-chunked gzip" in item.message:
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f) as g:
+                for j, rec in enumerate(_iter_records(g, False, max_record_bytes)):
+                    if j >= yielded:
+                        yield rec
+            return
+        yielded += 1
+        yield item
+
+
+def _iter_records(f: IO[bytes], gzipped: bool, max_record_bytes: int) -> Iterator[WarcRecord | WarcError]:
+    magic = _GZIP_MAGIC if gzipped else _WARC_MAGIC
+    pos = 0
+    in_bad_region = False  # consecutive failed resync attempts count as one corrupt region
+    while True:
+        f.seek(pos)
+        it = ArchiveIterator(f, arc2warc=True, ensure_http_headers=False)
+        try:
+            for rec in it:
+                in_bad_region = False
+                rtype = rec.rec_type or ""
+                headers = rec.rec_headers
+                body = None
+                too_large = False
+                body_error = None
+                status, ctype = (None, None)
+                if rtype in ("response", "resource"):
+                    status, ctype = _http_fields(rec)
+                    if rtype == "resource":
+                        ctype = ctype or headers.get_header("Content-Type")
+                    body, too_large, body_error = _read_body(rec, max_record_bytes)
+                yield WarcRecord(
+                    offset=it.offset,  # start of this record (warcio advances it after the record)
+                    rec_type=rtype,
+                    record_id=headers.get_header("WARC-Record-ID"),
+                    target_uri=headers.get_header("WARC-Target-URI"),
+                    date=parse_warc_date(headers.get_header("WARC-Date") or headers.get_header("archive-date")),
+                    status=status,
+                    content_type=ctype,
+                    body=body,
+                    too_large=too_large,
+                    body_error=body_error,
+                )
+            return
+        except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError, IndexError, KeyError) as e:
+            bad = max(it.offset, pos)
+            msg = f"{type(e).__name__}: {str(e)[:200]}"
+            truncated = isinstance(e, EOFError) or "truncat" in msg.lower()
+            if not in_bad_region:
+                yield WarcError(offset=bad, reason=ERROR_WARC_TRUNCATED if truncated else ERROR_WARC_CORRUPT, message=msg)
+            in_bad_region = True
+            nxt = _find_next(f, bad + 1, magic)
+            if nxt is None or nxt <= pos:
+                return
+            pos = nxt
