@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(VPY) -m ruff check .
 
 # ---------------------------------------------------------------- cluster: package + submit
-# `make package` fills dist/: dots_data.zip (pipeline/ jobs/ udfs/ models/ conf/, for --py-files and,
+# `make package` fills dist/: launch.py (the spark-submit entry point), dots_data.zip (pipeline/ jobs/ udfs/ models/ conf/, for --py-files and,
 # extracted as ./dots_data, for files that must be real files on the nodes), conf/ (a copy to edit and
 # pass with --config), and environment.tar.gz (venv-pack of .venv, for --archives ...#environment).
 # venv-pack does not copy the interpreter: bin/python stays a link to the base Python (see
@@ -69,6 +69,11 @@ package: $(STAMP)
 	find pipeline jobs udfs models conf -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort \
 	  | $(VPY) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED); [z.write(p) for p in sys.stdin.read().split()]; z.close()' $(PYZIP)
 	cp -r conf $(DIST)/conf
+	@# spark-submit puts the main script's folder first on sys.path: jobs/pipeline.py would then shadow
+	@# the pipeline package, so the entry point is this launcher, which runs jobs.<stage> as __main__.
+	printf '%s\n' '# spark-submit entry point: launch.py jobs.<stage> ARGS (see make submit).' \
+	  'import runpy' 'import sys' '' 'runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)' \
+	  > $(DIST)/launch.py
 	@if [ "$(PACK_ENV)" = "1" ]; then \
 	  echo "venv-pack $(VENV) -> $(ENV_ARCHIVE) (minutes; PACK_ENV=0 skips it)"; \
 	  $(VENV)/bin/venv-pack -p $(VENV) -o $(ENV_ARCHIVE) -f -q $(PACK_EXCLUDE) \
@@ -80,4 +85,4 @@ package: $(STAMP)
 submit: $(STAMP)
 	@test -f $(PYZIP) || { echo "$(PYZIP) is missing: run 'make package' first" >&2; exit 2; }
 	$(SPARK_SUBMIT) --master '$(MASTER)' --deploy-mode $(DEPLOY_MODE) --name dots-data:$(JOB) \
-	  --py-files $(PYZIP) $(SUBMIT_ENV_ARGS) $(SUBMIT_CONF) jobs/$(JOB).py $(ARGS)
+	  --py-files $(PYZIP) $(SUBMIT_ENV_ARGS) $(SUBMIT_CONF) $(DIST)/launch.py jobs.$(JOB) $(ARGS)
