@@ -1,0 +1,97 @@
+"""Category classifier of the ``filter`` stage: 200 taxonomy leaves (``conf/taxonomy.yaml``).
+
+    from models.category import load, category_names
+    pred = load(None, "cpu")              # the committed default artifact in models/category/
+    ids, probs = pred.predict(texts)      # int64 [N] leaf ids 0..199, float32 [N] probabilities
+    top_ids, top_probs = pred.predict_topk(texts, 5)
+    pred.version                          # e.g. "category-20261128-3f2a9c1d", recorded per row
+
+A model folder holds ``model.safetensors`` (float16 weights), ``config.json`` (hyper-parameters,
+feature settings, label names, version, metrics) and ``MODEL_CARD.md``; ``jobs/train_category.py``
+writes new ones. Features are computed on the CPU; the EmbeddingBag + linear layer run on ``device``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.category.model import FastTextClassifier, featurize
+from pipeline.category.taxonomy import Taxonomy, load_taxonomy
+
+DEFAULT_DIR = Path(__file__).resolve().parent
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def category_names(taxonomy: str | Path | None = None) -> list[str]:
+    """English leaf names in id order, from ``conf/taxonomy.yaml`` (or the given taxonomy file)."""
+    return load_taxonomy(taxonomy).names()
+
+
+class CategoryPredictor:
+    """A loaded category model on one device; ``predict`` is batched, deterministic and thread-safe."""
+
+    def __init__(self, model: FastTextClassifier, config: dict, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.config = config
+        self.device = device
+        self.version: str = config["version"]
+        self.labels: list[str] = list(config["labels"])
+
+    @torch.inference_mode()
+    def logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+        """float32 [N, C] logits."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, offs = featurize(texts[i : i + batch_size], self.config)
+            t_ids = torch.from_numpy(ids).to(self.device, non_blocking=True)
+            t_offs = torch.from_numpy(offs).to(self.device, non_blocking=True)
+            out.append(self.model(t_ids, t_offs).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.concatenate(out)
+
+    def predict_topk(self, texts: list[str], k: int = 5, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """int64 [N, k] leaf ids (best first) and float32 [N, k] softmax probabilities."""
+        lg = self.logits(texts, batch_size).astype(np.float64)
+        lg -= lg.max(axis=1, keepdims=True)
+        p = np.exp(lg)
+        p /= p.sum(axis=1, keepdims=True)
+        # stable sort on -p: ties resolve to the lower id, identically on every device
+        top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        return top.astype(np.int64), np.take_along_axis(p, top, axis=1).astype(np.float32)
+
+    def predict(self, texts: list[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """int64 [N] leaf ids and float32 [N] their probabilities."""
+        top, p = self.predict_topk(texts, 1, batch_size)
+        return top[:, 0], p[:, 0]
+
+
+def load(path: str | Path | None = None, device: str = "cpu", taxonomy: Taxonomy | None = None) -> CategoryPredictor:
+    """Load a model folder (``None`` = the default artifact under models/category/) onto ``device``.
+
+    Raises ValueError when the folder is incomplete or its labels differ from the taxonomy's leaves."""
+    from safetensors.torch import load_file
+
+    d = Path(path) if path else DEFAULT_DIR
+    cfg_path, w_path = d / CONFIG, d / WEIGHTS
+    if not cfg_path.exists() or not w_path.exists():
+        raise ValueError(
+            f"{d} is not a category model folder (needs {CONFIG} and {WEIGHTS}); "
+            "train one with `python -m jobs.train_category` or pass models/category"
+        )
+    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    tax = taxonomy or load_taxonomy(None)
+    if config["labels"] != tax.names():
+        raise ValueError(
+            f"model {d} was trained on other labels than taxonomy {tax.path} "
+            f"({len(config['labels'])} vs {len(tax)} leaves); retrain it or use its taxonomy"
+        )
+    model = FastTextClassifier(config["num_buckets"], config["dim"], config["num_classes"])
+    state = {k: v.float() for k, v in load_file(str(w_path)).items()}
+    model.load_state_dict(state)
+    return CategoryPredictor(model, config, device)

@@ -1,0 +1,1 @@
+"""Category classification helpers: taxonomy, weak (keyword/URL) labels, hashed n-gram features."""

@@ -1,0 +1,180 @@
+"""Weak (silver) category labels from keyword and URL rules, for users who bring no annotations.
+
+A labeling-function approach in the spirit of Snorkel (Ratner et al., 2017) reduced to its simplest
+useful form: each leaf has keyword lists (``conf/category_keywords.yaml``) in English (word or phrase
+matches, ``word*`` = prefix) and Chinese (substring counts), plus URL words. A document's score for a
+leaf is the sum over that leaf's keywords of ``min(count, cap)`` plus ``url_weight`` per URL word. The
+top leaf becomes the label only when the evidence is confident: at least ``min_distinct`` different
+keywords, a score of at least ``min_score`` (and ``min_density`` hits per 1,000 words, so one long page
+cannot collect incidental hits), and ``min_ratio`` times the runner-up's score. Other documents get no
+label and are left out of the silver training set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+
+from pipeline.category.taxonomy import Taxonomy
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_URL_SPLIT = re.compile(r"[^a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (letters/digits runs); CJK runs come out as single tokens."""
+    return _WORD.findall(text.lower())
+
+
+def url_words(url: str | None) -> set[str]:
+    """Words of a URL's host labels and path (scheme and ``www`` dropped)."""
+    if not url:
+        return set()
+    u = url.lower().split("://", 1)[-1]
+    return {w for w in _URL_SPLIT.split(u) if w and w not in ("www", "html", "htm", "php", "aspx")}
+
+
+@dataclasses.dataclass(frozen=True)
+class WeakLabel:
+    category: int
+    score: float
+    runner_up: float
+    distinct: int
+
+
+@dataclasses.dataclass
+class WeakLabelConfig:
+    min_score: float = 5.0
+    min_distinct: int = 3
+    min_ratio: float = 1.5
+    min_density: float = 4.0  # keyword hits per 1,000 words
+    cap: int = 3
+    url_weight: float = 3.0
+    max_chars: int = 30_000
+
+
+class WeakLabeler:
+    """Scores documents against every leaf's keyword lists; ``label()`` returns a confident leaf or None."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        keywords: Mapping[str, Mapping[str, list[str]]],
+        config: WeakLabelConfig | None = None,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.cfg = config or WeakLabelConfig()
+        # keyword key = index into self.kw_leaf (one entry per (leaf, keyword))
+        self.kw_leaf: list[int] = []
+        self.exact: dict[str, list[int]] = defaultdict(list)
+        self.prefix: dict[str, list[int]] = defaultdict(list)
+        self.phrases: dict[str, list[tuple[tuple[str, ...], bool, int]]] = defaultdict(list)
+        self.cjk: list[tuple[str, int]] = []
+        self.url: dict[str, list[int]] = defaultdict(list)
+        for name, langs in keywords.items():
+            leaf = taxonomy.id_of(name)
+            for lang, items in langs.items():
+                for raw in items:
+                    self._add(leaf, lang, raw.strip().lower())
+        self.prefix_lengths = sorted({len(p) for p in self.prefix})
+
+    def _add(self, leaf: int, lang: str, kw: str) -> None:
+        if not kw:
+            return
+        k = len(self.kw_leaf)
+        self.kw_leaf.append(leaf)
+        if lang == "url":
+            self.url[kw].append(k)
+            return
+        if _CJK.search(kw):
+            self.cjk.append((kw, k))
+            return
+        star = kw.endswith("*")
+        toks = words(kw.rstrip("*"))
+        if not toks:
+            return
+        if len(toks) == 1:
+            (self.prefix if star else self.exact)[toks[0]].append(k)
+        else:
+            self.phrases[toks[0]].append((tuple(toks[1:]), star, k))
+
+    def keyword_counts(self, text: str) -> dict[int, int]:
+        """Occurrences per keyword index in ``text`` (truncated to ``max_chars``)."""
+        text = text[: self.cfg.max_chars]
+        toks = words(text)
+        counts: dict[int, int] = defaultdict(int)
+        exact, prefix, phrases, lens = self.exact, self.prefix, self.phrases, self.prefix_lengths
+        n = len(toks)
+        for i, t in enumerate(toks):
+            for k in exact.get(t, ()):
+                counts[k] += 1
+            for L in lens:
+                if L > len(t):
+                    break
+                for k in prefix.get(t[:L], ()):
+                    counts[k] += 1
+            for rest, star, k in phrases.get(t, ()):
+                m = len(rest)
+                if i + m >= n:
+                    continue
+                if star:
+                    if toks[i + 1 : i + m] == list(rest[:-1]) and toks[i + m].startswith(rest[-1]):
+                        counts[k] += 1
+                elif tuple(toks[i + 1 : i + 1 + m]) == rest:
+                    counts[k] += 1
+        if self.cjk and _CJK.search(text):
+            for kw, k in self.cjk:
+                c = text.count(kw)
+                if c:
+                    counts[k] += c
+        return counts
+
+    def scores(self, text: str, url: str | None = None) -> tuple[dict[int, float], dict[int, int], int]:
+        """Per-leaf score and number of distinct matching keywords, plus the document's word count."""
+        cap = self.cfg.cap
+        score: dict[int, float] = defaultdict(float)
+        distinct: dict[int, int] = defaultdict(int)
+        for k, c in self.keyword_counts(text).items():
+            leaf = self.kw_leaf[k]
+            score[leaf] += min(c, cap)
+            distinct[leaf] += 1
+        for w in url_words(url):
+            for k in self.url.get(w, ()):
+                leaf = self.kw_leaf[k]
+                score[leaf] += self.cfg.url_weight
+                distinct[leaf] += 1
+        n_words = len(_WORD.findall(text[: self.cfg.max_chars])) + len(_CJK.findall(text[: self.cfg.max_chars]))
+        return dict(score), dict(distinct), n_words
+
+    def label(self, text: str, url: str | None = None) -> WeakLabel | None:
+        """The confident leaf for a document, or None (then the document is not used for training)."""
+        score, distinct, n_words = self.scores(text, url)
+        if not score:
+            return None
+        ranked = sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))
+        top, s1 = ranked[0]
+        s2 = ranked[1][1] if len(ranked) > 1 else 0.0
+        c = self.cfg
+        if s1 < c.min_score or distinct.get(top, 0) < c.min_distinct or s1 < c.min_ratio * s2:
+            return None
+        if 1000.0 * s1 / max(n_words, 1) < c.min_density:
+            return None
+        return WeakLabel(top, s1, s2, distinct[top])
+
+
+def seed_documents(taxonomy: Taxonomy, keywords: Mapping[str, Mapping[str, list[str]]]) -> list[tuple[str, int]]:
+    """One English and one Chinese pseudo-document per leaf (names, description, keywords).
+
+    Added to the silver training set so every leaf has some evidence even when the corpus gives it
+    no confident page (the "label names as data" idea of dataless classification, Chang et al., 2008)."""
+    out: list[tuple[str, int]] = []
+    for leaf in taxonomy.leaves:
+        kw = keywords.get(leaf.en, {})
+        en = [w.rstrip("*") for lang, ws in kw.items() if lang != "url" for w in ws if not _CJK.search(w)]
+        zh = [w for lang, ws in kw.items() if lang != "url" for w in ws if _CJK.search(w)]
+        out.append((f"{leaf.en}. {leaf.desc} {' '.join(en)}", leaf.id))
+        out.append((f"{leaf.zh}。{'，'.join(zh)}", leaf.id))
+    return out
