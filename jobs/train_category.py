@@ -49,15 +49,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--input", nargs="+", required=True, help="WARC, Parquet (file/folder) or JSONL inputs")
     p.add_argument("--out", help="folder of the new model version (created)")
-    p.add_argument("--bootstrap", action="store_true", help="label documents with the weak keyword/URL labeler")
+    p.add_argument(
+        "--bootstrap", action="store_true", help="label documents with the weak keyword/URL labeler"
+    )
     p.add_argument("--evaluate", metavar="MODEL", help="only evaluate this model folder (no training)")
     p.add_argument("--taxonomy", default=None, help="taxonomy YAML (default conf/taxonomy.yaml)")
-    p.add_argument("--keywords", default=None, help="weak-label keywords (default conf/category_keywords.yaml)")
-    p.add_argument("--exclude-urls", nargs="*", default=[], help="JSONL files whose `url`s are never trained on")
+    p.add_argument(
+        "--keywords", default=None, help="weak-label keywords (default conf/category_keywords.yaml)"
+    )
+    p.add_argument(
+        "--exclude-urls", nargs="*", default=[], help="JSONL files whose `url`s are never trained on"
+    )
     p.add_argument("--eval-labels", nargs="*", default=[], help="JSONL {url, category}: extra evaluation set")
     p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction (hash of URL or text)")
-    p.add_argument("--no-seed-docs", action="store_true", help="bootstrap without the taxonomy pseudo-documents")
-    p.add_argument("--write-silver", default=None, help="also write the silver labels as JSONL (url, category)")
+    p.add_argument(
+        "--no-seed-docs", action="store_true", help="bootstrap without the taxonomy pseudo-documents"
+    )
+    p.add_argument(
+        "--write-silver", default=None, help="also write the silver labels as JSONL (url, category)"
+    )
     p.add_argument("--max-docs", type=int, default=0, help="read at most this many documents (0 = all)")
     p.add_argument("--date", default=None, help="date in the version string (default: today, UTC)")
     for k, v in DEFAULTS.items():
@@ -252,7 +262,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows, url_text = collect(args, tax)
     if not rows:
-        raise SystemExit("no labeled documents: check --input (and the `category` column, or use --bootstrap)")
+        raise SystemExit(
+            "no labeled documents: check --input (and the `category` column, or use --bootstrap)"
+        )
     train, hold = [], []
     for r in rows:
         (hold if _unit_hash(r["url"] or r["text"], args.seed) < args.holdout else train).append(r)
@@ -268,13 +280,21 @@ def main(argv: list[str] | None = None) -> dict:
     texts = [r["text"] for r in train] + [t for t, _ in seed_docs]
     labels = [r["category"] for r in train] + [c for _, c in seed_docs]
     cfg = {k: getattr(args, k) for k in DEFAULTS}
-    cfg.update(name="category", num_classes=len(tax), labels=tax.names(), taxonomy_version=tax.version,
-               feature_version=1, architecture="hashed-ngram EmbeddingBag(mean) + linear")
-    print(f"training on {len(texts)} documents ({len(seed_docs)} taxonomy pseudo-documents), {len(hold)} held out")
+    cfg.update(
+        name="category",
+        num_classes=len(tax),
+        labels=tax.names(),
+        taxonomy_version=tax.version,
+        feature_version=1,
+        architecture="hashed-ngram EmbeddingBag(mean) + linear",
+    )
+    print(
+        f"training on {len(texts)} documents ({len(seed_docs)} taxonomy pseudo-documents), {len(hold)} held out"
+    )
     from models.category.model import train_model
 
     model = train_model(texts, labels, cfg)
-    date = args.date or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
+    date = args.date or dt.datetime.now(dt.UTC).strftime("%Y%m%d")
     out = Path(args.out)
     version = write_model(model, cfg, out, date)
 
@@ -285,7 +305,9 @@ def main(argv: list[str] | None = None) -> dict:
         metrics["eval"] = evaluate(pred, *eval_set(args.eval_labels, url_text, tax), tax)
     cfg_written = json.loads((out / "config.json").read_text(encoding="utf-8"))
     cfg_written["metrics"] = metrics
-    (out / "config.json").write_text(json.dumps(cfg_written, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "config.json").write_text(
+        json.dumps(cfg_written, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     data = {
         "command": ["python -m jobs.train_category"] + (sys.argv[1:] if argv is None else list(argv)),
         "inputs": args.input,

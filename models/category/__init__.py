@@ -55,7 +55,9 @@ class CategoryPredictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out)
 
-    def predict_topk(self, texts: list[str], k: int = 5, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def predict_topk(
+        self, texts: list[str], k: int = 5, batch_size: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
         """int64 [N, k] leaf ids (best first) and float32 [N, k] softmax probabilities."""
         lg = self.logits(texts, batch_size).astype(np.float64)
         lg -= lg.max(axis=1, keepdims=True)
@@ -71,7 +73,9 @@ class CategoryPredictor:
         return top[:, 0], p[:, 0]
 
 
-def load(path: str | Path | None = None, device: str = "cpu", taxonomy: Taxonomy | None = None) -> CategoryPredictor:
+def load(
+    path: str | Path | None = None, device: str = "cpu", taxonomy: Taxonomy | None = None
+) -> CategoryPredictor:
     """Load a model folder (``None`` = the default artifact under models/category/) onto ``device``.
 
     Raises ValueError when the folder is incomplete or its labels differ from the taxonomy's leaves."""

@@ -22,7 +22,9 @@ def evaluate_topk(top_ids: np.ndarray, gold: Sequence[int], taxonomy: Taxonomy) 
     k = min(5, top_ids.shape[1])
     top1 = top_ids[:, 0] == gold_a
     topk = (top_ids[:, :k] == gold_a[:, None]).any(axis=1)
-    dom = np.array([taxonomy.domain_of(int(p)) == taxonomy.domain_of(int(g)) for p, g in zip(top_ids[:, 0], gold_a)])
+    dom = np.array(
+        [taxonomy.domain_of(int(p)) == taxonomy.domain_of(int(g)) for p, g in zip(top_ids[:, 0], gold_a)]
+    )
     per_class: dict[int, list[bool]] = {}
     for g, ok in zip(gold_a.tolist(), top1.tolist()):
         per_class.setdefault(g, []).append(ok)

@@ -114,7 +114,9 @@ def parse_taxonomy(data: dict, path: str = "<memory>") -> Taxonomy:
 def _load(path: str) -> Taxonomy:
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"taxonomy file {p} does not exist; pass an existing YAML (default {DEFAULT_TAXONOMY})")
+        raise ValueError(
+            f"taxonomy file {p} does not exist; pass an existing YAML (default {DEFAULT_TAXONOMY})"
+        )
     with p.open(encoding="utf-8") as f:
         return parse_taxonomy(yaml.safe_load(f), str(p))
 

@@ -146,7 +146,9 @@ class WeakLabeler:
                 leaf = self.kw_leaf[k]
                 score[leaf] += self.cfg.url_weight
                 distinct[leaf] += 1
-        n_words = len(_WORD.findall(text[: self.cfg.max_chars])) + len(_CJK.findall(text[: self.cfg.max_chars]))
+        n_words = len(_WORD.findall(text[: self.cfg.max_chars])) + len(
+            _CJK.findall(text[: self.cfg.max_chars])
+        )
         return dict(score), dict(distinct), n_words
 
     def label(self, text: str, url: str | None = None) -> WeakLabel | None:
@@ -165,7 +167,9 @@ class WeakLabeler:
         return WeakLabel(top, s1, s2, distinct[top])
 
 
-def seed_documents(taxonomy: Taxonomy, keywords: Mapping[str, Mapping[str, list[str]]]) -> list[tuple[str, int]]:
+def seed_documents(
+    taxonomy: Taxonomy, keywords: Mapping[str, Mapping[str, list[str]]]
+) -> list[tuple[str, int]]:
     """One English and one Chinese pseudo-document per leaf (names, description, keywords).
 
     Added to the silver training set so every leaf has some evidence even when the corpus gives it
