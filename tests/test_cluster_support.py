@@ -40,8 +40,11 @@ _CACHE: dict[str, object] = {}
 
 
 def present_stages() -> list[str]:
-    """The stages whose job module exists, in pipeline order (the final version has all six)."""
-    return [s for s in STAGES if (REPO / "jobs" / f"{s}.py").exists()]
+    """The stages whose job module exists, in pipeline order (the final version has all six).
+
+    ``DOTS_TEST_STAGES=prepare,clean`` narrows it (while developing a stage)."""
+    wanted = [s for s in os.environ.get("DOTS_TEST_STAGES", "").split(",") if s]
+    return [s for s in STAGES if (REPO / "jobs" / f"{s}.py").exists() and (not wanted or s in wanted)]
 
 
 def require_stages() -> list[str]:
@@ -119,7 +122,7 @@ def sample_crawl(base: Path) -> Path:
         if importlib.util.find_spec("pipeline.prepare.samplegen") is not None:
             subprocess.run(
                 [VPY, "-m", "pipeline.prepare.samplegen", "--output", str(warc), "--seed", str(seed),
-                 "--n-articles", "30"],
+                 "--n-articles", "42"],
                 cwd=REPO,
                 env=_env(),
                 check=True,
