@@ -51,13 +51,39 @@ def build_parser(stage: str, description: str | None = None) -> argparse.Argumen
 # ---------------------------------------------------------------- Spark session and file system
 
 
+def launcher_settings() -> dict[str, str]:
+    """Settings given to the launcher, which win over the profile.
+
+    Under spark-submit the JVM already runs (``PYSPARK_GATEWAY_PORT`` is set) and holds
+    ``--master``/``--conf`` as system properties; a bare ``SparkConf()`` made before the
+    SparkContext cannot see them, so attach to that JVM first. Under ``python -m jobs.X`` they
+    come from ``PYSPARK_SUBMIT_ARGS`` (``--master``, ``--conf k=v``)."""
+    import shlex
+
+    from pyspark import SparkConf, SparkContext
+
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        SparkContext._ensure_initialized()
+        return {k: v for k, v in SparkConf().getAll()}
+    out: dict[str, str] = {}
+    args = shlex.split(os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
+    for flag, value in zip(args, args[1:]):
+        if flag == "--master":
+            out["spark.master"] = value
+        elif flag == "--conf" and "=" in value:
+            k, v = value.split("=", 1)
+            out[k] = v
+        elif flag == "--driver-memory":
+            out["spark.driver.memory"] = value
+    return out
+
+
 def get_spark(cfg: PipelineConfig, app_name: str | None = None):
     """Build (or reuse) the SparkSession from the configured profile.
 
     A master given by ``spark-submit --master`` (visible as ``spark.master`` in the launcher's
     conf) wins over the profile's master.
     """
-    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -65,13 +91,11 @@ def get_spark(cfg: PipelineConfig, app_name: str | None = None):
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    launcher = SparkConf()  # holds spark-submit's settings when launched by it
+    launcher = launcher_settings()
     builder = SparkSession.builder.appName(app_name or cfg.spark.app_name)
     for k, v in cfg.spark.settings().items():
-        if k == "spark.master" and launcher.contains("spark.master"):
-            continue
-        if launcher.contains(k) and k != "spark.master":
-            continue  # explicit --conf on spark-submit wins too
+        if k in launcher:
+            continue  # spark-submit's --master / --conf (or PYSPARK_SUBMIT_ARGS) win over the profile
         builder = builder.config(k, v)
     # Make the repo importable on executors started by a local master.
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,7 @@ import dataclasses
 import gzip
 import zlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from warcio.archiveiterator import ArchiveIterator
@@ -23,7 +23,7 @@ ERROR_WARC_CORRUPT = "error_warc_corrupt"
 ERROR_WARC_TRUNCATED = "error_warc_truncated"
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
-_WARC_MAGIC = b"\nWARC/"
+_WARC_MAGIC = b"WARC/"
 _CHUNK = 1 << 20
 
 
@@ -58,14 +58,14 @@ def parse_warc_date(value: str | None) -> datetime | None:
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S%z"):
         try:
             d = datetime.strptime(v, fmt)
-            return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+            return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
         except ValueError:
             continue
     return None
 
 
 def _find_next(f: IO[bytes], start: int, magic: bytes) -> int | None:
-    """Offset of the next ``magic`` at or after ``start`` (for _WARC_MAGIC: of the 'W')."""
+    """Offset of the next ``magic`` at or after ``start``."""
     pos = start
     tail = b""
     while True:
@@ -77,7 +77,7 @@ def _find_next(f: IO[bytes], start: int, magic: bytes) -> int | None:
         i = buf.find(magic)
         if i >= 0:
             found = pos - len(tail) + i
-            return found + 1 if magic == _WARC_MAGIC else found
+            return found
         tail = buf[-(len(magic) - 1) :]
         pos += len(chunk)
 
@@ -124,17 +124,48 @@ def iter_records(f: IO[bytes], gzipped: bool, max_record_bytes: int) -> Iterator
         yield item
 
 
+def sniff_format(f: IO[bytes], gzipped: bool) -> str:
+    """'warc', 'arc' or 'unknown' from the first bytes of the (decompressed) stream."""
+    f.seek(0)
+    head = f.read(4096)
+    f.seek(0)
+    if gzipped:
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
+        except zlib.error:
+            return "unknown"
+    head = head.lstrip(b"\r\n")
+    if head.startswith(b"WARC/"):
+        return "warc"
+    if head.startswith(b"filedesc://"):
+        return "arc"
+    return "unknown"
+
+
 def _iter_records(f: IO[bytes], gzipped: bool, max_record_bytes: int) -> Iterator[WarcRecord | WarcError]:
     magic = _GZIP_MAGIC if gzipped else _WARC_MAGIC
     pos = 0
     in_bad_region = False  # consecutive failed resync attempts count as one corrupt region
+    fmt = sniff_format(f, gzipped)
+    is_arc = fmt == "arc"
+    if fmt == "unknown":
+        yield WarcError(offset=0, reason=ERROR_WARC_CORRUPT, message="not a WARC or ARC file (unknown header)")
+        in_bad_region = True
+        nxt = _find_next(f, 1, magic)
+        if nxt is None:
+            return
+        pos = nxt
     while True:
         f.seek(pos)
-        it = ArchiveIterator(f, arc2warc=True, ensure_http_headers=False)
+        # arc2warc only for ARC files: in a WARC file, warcio's ARC fallback would read any line of
+        # garbage as an ARC header; without it a non-WARC header raises and we resynchronise.
+        it = ArchiveIterator(f, arc2warc=is_arc, ensure_http_headers=False)
         try:
             for rec in it:
-                in_bad_region = False
                 rtype = rec.rec_type or ""
+                if not is_arc and not rtype:
+                    raise ArchiveLoadFailed("WARC record without WARC-Type (corrupt header)")
+                in_bad_region = False
                 headers = rec.rec_headers
                 body = None
                 too_large = False
