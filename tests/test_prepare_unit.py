@@ -276,7 +276,7 @@ def test_fault_injection_is_a_counted_drop(prep, monkeypatch):
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_corrupt_record_in_the_middle_is_skipped(gz, prep):
-    good = [("http://a.org/%d" % i, 200, "text/html", page(ARTICLE_EN + str(i)).encode(), "response") for i in range(3)]
+    good = [(f"http://a.org/{i}", 200, "text/html", page(ARTICLE_EN + str(i)).encode(), "response") for i in range(3)]
     data = warc_bytes(good[:2], gz) + b"WARC/1.0\r\nContent-Length: 99999\r\n\r\ngarbage" * (1 if not gz else 0)
     if gz:
         data += b"\x1f\x8b\x08\x00garbage-not-deflate" * 2

@@ -9,13 +9,12 @@ fastText language ID, and the exact-dedup hash. Rows carry ``drop_reason`` = Non
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import traceback
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from pipeline import faults
 from pipeline.prepare import langid
 from pipeline.prepare.charset import decode_html
 from pipeline.prepare.extract import ExtractTimeout, extract
@@ -191,8 +190,8 @@ class Prepare:
                 row = _row(doc_id=doc_id, warc_file=warc_file, warc_offset=item.offset, drop_reason=item.reason)
             else:
                 try:
-                    with _fault_hook(item):
-                        row = self.record_to_row(item, warc_file)
+                    faults.check(item.target_uri)  # test hook; no-op unless DOTS_FAULT_* is set
+                    row = self.record_to_row(item, warc_file)
                 except _FATAL:
                     raise
                 except Exception as e:  # noqa: BLE001 - one bad record must not fail the task
@@ -213,15 +212,6 @@ class Prepare:
                 batch = []
         self.finish_batch(batch)
         yield from batch
-
-
-@contextmanager
-def _fault_hook(rec: WarcRecord):
-    """Fault injection for tests: DOTS_FAULT_INJECT=<substring> makes matching records raise."""
-    needle = os.environ.get("DOTS_FAULT_INJECT")
-    if needle and rec.target_uri and needle in rec.target_uri:
-        raise RuntimeError(f"injected fault for {rec.target_uri}")
-    yield
 
 
 def open_binary(path: str):
