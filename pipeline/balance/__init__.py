@@ -1,0 +1,1 @@
+"""Stage ``balance``: deterministic category re-sampling toward the taxonomy's weights."""

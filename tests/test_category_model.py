@@ -1,0 +1,124 @@
+"""Category model: retraining on a tiny labeled file, the default artifact's contract, the eval set."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.train_category import main as train_main
+from models.category import category_names, load
+from pipeline.category.taxonomy import load_taxonomy
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--num-buckets", "4096", "--dim", "16", "--epochs", "25", "--batch-size", "8", "--lr", "0.05"]
+
+
+def _labeled(path: Path, a: str, b: str) -> None:
+    """Two invented topics: 'zorblat' texts are labeled ``a``, 'quindle' texts ``b`` (by name or id)."""
+    tax = load_taxonomy()
+    rows = []
+    for i in range(24):
+        rows.append(
+            {"text": f"zorblat flux {i} zorblat meter reading {i % 5}", "category": a, "url": f"u://z/{i}"}
+        )
+        rows.append(
+            {
+                "text": f"quindle verse {i} quindle rhyme line {i % 3}",
+                "category": tax.id_of(b),
+                "url": f"u://q/{i}",
+            }
+        )
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+
+def _predict_names(model_dir: Path, texts: list[str]) -> list[str]:
+    pred = load(model_dir, "cpu")
+    ids, probs = pred.predict(texts)
+    assert ids.dtype == np.int64 and probs.dtype == np.float32
+    return [category_names()[i] for i in ids]
+
+
+def test_retrain_on_tiny_labeled_file_changes_predictions(tmp_path):
+    probe = ["a zorblat meter", "quindle rhyme"]
+    f1 = tmp_path / "a.jsonl"
+    _labeled(f1, "Physics", "Poetry")
+    res = train_main(["--input", str(f1), "--out", str(tmp_path / "m1"), "--holdout", "0.2", *SMALL])
+    assert _predict_names(tmp_path / "m1", probe) == ["Physics", "Poetry"]
+    assert res["holdout"]["n"] > 0 and res["holdout"]["top1"] == 1.0
+    # swap the labels: the retrained model follows
+    f2 = tmp_path / "b.jsonl"
+    _labeled(f2, "Poetry", "Physics")
+    train_main(["--input", str(f2), "--out", str(tmp_path / "m2"), "--holdout", "0.2", *SMALL])
+    assert _predict_names(tmp_path / "m2", probe) == ["Poetry", "Physics"]
+    # the folder is a complete model version
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+        assert (tmp_path / "m1" / name).exists()
+    cfg = json.loads((tmp_path / "m1" / "config.json").read_text())
+    assert re.fullmatch(r"category-\d{8}-[0-9a-f]{8}", cfg["version"])
+    assert cfg["labels"] == category_names() and "holdout" in cfg["metrics"]
+    assert "top-1" in (tmp_path / "m1" / "MODEL_CARD.md").read_text()
+
+
+def test_retraining_is_deterministic(tmp_path):
+    f = tmp_path / "a.jsonl"
+    _labeled(f, "Physics", "Poetry")
+    args = ["--input", str(f), "--holdout", "0.2", "--date", "20260101", *SMALL[:-4], "--epochs", "3"]
+    v1 = train_main([*args, "--out", str(tmp_path / "m1")])["model"]
+    v2 = train_main([*args, "--out", str(tmp_path / "m2")])["model"]
+    assert v1 == v2  # the version hashes the weights
+    assert (tmp_path / "m1" / "model.safetensors").read_bytes() == (
+        tmp_path / "m2" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_unknown_labels_fail_loudly(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text(json.dumps({"text": "x", "category": "Not A Leaf"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown `category`"):
+        train_main(["--input", str(f), "--out", str(tmp_path / "m"), *SMALL])
+
+
+def test_default_artifact_contract():
+    pred = load(None, "cpu")
+    assert pred.version.startswith("category-")
+    texts = [
+        "Preheat the oven. Mix flour, sugar and two eggs, then bake the cake for 30 minutes. Recipe for four.",
+        "The striker scored twice as the club won the Champions League match; the coach praised the team.",
+        "",
+        "足球比赛中前锋进球，球队赢得联赛冠军。",
+    ]
+    ids, probs = pred.predict(texts)
+    assert ids.shape == (4,) and probs.shape == (4,)
+    assert ((ids >= 0) & (ids < 200)).all() and ((probs > 0) & (probs <= 1)).all()
+    # batched = one by one (deterministic, independent of the batch)
+    one = [pred.predict([t])[0][0] for t in texts]
+    assert ids.tolist() == one
+    top, _ = pred.predict_topk(texts, 5)
+    names = category_names()
+    assert "Recipes and Cooking" in [names[i] for i in top[0]]
+    assert "Football (Soccer)" in [names[i] for i in top[1]]
+    assert "Football (Soccer)" in [names[i] for i in top[3]]
+
+
+def test_model_size_and_card():
+    d = REPO / "models" / "category"
+    assert (d / "model.safetensors").stat().st_size < 20 * 2**20
+    card = (d / "MODEL_CARD.md").read_text()
+    assert "hand-labeled" in card and "held-out" in card
+
+
+def test_eval_set_is_valid():
+    tax = load_taxonomy()
+    rows = [
+        json.loads(line) for line in (REPO / "data" / "category_eval.jsonl").read_text().splitlines() if line
+    ]
+    assert len(rows) >= 100
+    assert len({r["url"] for r in rows}) == len(rows)
+    for r in rows:
+        assert set(r) <= {"url", "category", "note"}, r
+        tax.id_of(r["category"])
+        assert len(r.get("note", "")) <= 120
