@@ -1,0 +1,645 @@
+"""Triton grouped GEMMs for SwiGLU experts over tokens sorted by expert (forward and backward).
+
+Layout (the ``models.moe.experts.grouped_mlp`` contract): ``x`` [M, H] rows sorted by expert,
+``w13`` [E, 2I, H] (gate rows [0, I), up rows [I, 2I)), ``w2`` [E, H, I], ``offsets`` int32 [E]
+cumulative row ends (``offsets[-1] == M``). Expert e owns rows ``[offsets[e-1], offsets[e])``.
+
+Kernels (bf16 operands, fp32 accumulation, one launch each, no host sync, no loop over experts):
+
+* ``_gate_up_kernel``: ``act = silu(x @ gate_e^T) * (x @ up_e^T)`` as one GEMM against the fused
+  weight (each program holds a gate and an up accumulator for the same columns), SwiGLU in the
+  epilogue; optionally also stores the pre-activations ``h = [gate | up]`` for the backward pass.
+* ``_mgrouped_kernel``: ``C = A @ B_e`` over row groups (the down projection ``act @ w2_e^T``; the
+  input gradients ``dy @ w2_e`` with the SwiGLU backward fused into its epilogue, and
+  ``dh @ w13_e``).
+* ``_wgrad_kernel``: ``dW_e = A_e^T @ B_e`` reduced over each expert's rows (weight gradients; a
+  grouped GEMM over the token dimension; empty experts get zeros).
+
+Row groups are found on the device: every program reads the E offsets, prefix-sums the per-expert
+tile counts (``tl.cumsum``) and looks up its expert, so the grid is an upper bound
+(``cdiv(M, BLOCK_M) + E`` row tiles) whose surplus programs exit at once. Rows past an expert's end
+inside a tile are computed on neighbouring rows and masked at the store (never stored), so uneven
+loads, empty experts and row counts that are not tile multiples need no padding.
+
+``DOTS_GG_TMA`` (default 1 on Hopper): load GEMM operands with TMA tensor descriptors instead of
+pointer loads (needs H and I multiples of 8). ``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes
+per (M bucket, N, K); 0 uses the first config of each list (fast start, tests).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+try:  # Triton >= 3.5: host TMA descriptors and ragged (hardware-bounded) row groups
+    from triton.tools.ragged_tma import create_ragged_descriptor, load_ragged, store_ragged
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton: pointer loads and stores only
+    TensorDescriptor = None
+    create_ragged_descriptor = load_ragged = store_ragged = None
+
+_BLOCK_K = 64  # every config below uses BLOCK_K = 64 (EVEN_K is decided on the host from it)
+
+
+# ----------------------------------------------------------------------------------------------
+# device helpers
+
+
+@triton.jit
+def _swizzle(pid, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
+    """Grouped ordering (Triton matmul tutorial): GROUP_M row tiles share each column tile in L2."""
+    width = GROUP_M * num_pid_n
+    group = pid // width
+    first_m = group * GROUP_M
+    size_m = tl.minimum(num_pid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % size_m
+    pid_n = (pid % width) // size_m
+    return pid_m, pid_n
+
+
+@triton.jit
+def _tile_table(offs_ptr, E, E_P2: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Per-expert row starts, ends, row-tile counts and their inclusive prefix sum (on the device)."""
+    idx = tl.arange(0, E_P2)
+    ends = tl.load(offs_ptr + idx, mask=idx < E, other=0)
+    starts = tl.load(offs_ptr + idx - 1, mask=(idx > 0) & (idx < E), other=0)
+    counts = tl.where(idx < E, ends - starts, 0)
+    tiles = (counts + BLOCK_M - 1) // BLOCK_M
+    cum = tl.cumsum(tiles, axis=0)
+    return idx, starts, ends, tiles, cum
+
+
+@triton.jit
+def _tile_lookup(tile_m, idx, starts, ends, tiles, cum, BLOCK_M: tl.constexpr):
+    """Expert, its first row, the tile's first row and the expert's row end for global row tile
+    ``tile_m`` (row0 >= end when there is no such tile)."""
+    e = tl.sum((cum <= tile_m).to(tl.int32), axis=0)
+    sel = idx == e
+    first_tile = tl.sum(tl.where(sel, cum - tiles, 0), axis=0)
+    start = tl.sum(tl.where(sel, starts, 0), axis=0)
+    end = tl.sum(tl.where(sel, ends, 0), axis=0)
+    row0 = start + (tile_m - first_tile) * BLOCK_M
+    return e, start, row0, end
+
+
+# ----------------------------------------------------------------------------------------------
+# tiles
+
+
+@triton.jit
+def _gate_up_tile(
+    x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
+    e, start, row0, row_end, n0, M, N, K,
+    stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+    STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    dt = act_ptr.dtype.element_ty
+    if USE_TMA:
+        wrow = e * (2 * N) + n0
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            kk = k * BLOCK_K
+            a = x_desc.load([row0, kk])
+            bg = w_desc.load([wrow, kk])
+            bu = w_desc.load([wrow + N, kk])
+            acc_g = tl.dot(a, bg.T, acc_g)
+            acc_u = tl.dot(a, bu.T, acc_u)
+        act = acc_g * tl.sigmoid(acc_g) * acc_u
+        # ragged stores: the hardware drops rows past the expert's end and columns past N
+        cnt = row_end - start
+        store_ragged(act_desc, start, cnt, [row0 - start, n0], act.to(dt))
+        if STORE_H:
+            store_ragged(g_desc, start, cnt, [row0 - start, n0], acc_g.to(dt))
+            store_ragged(u_desc, start, cnt, [row0 - start, n0], acc_u.to(dt))
+    else:
+        offs_k = tl.arange(0, BLOCK_K)
+        rows = tl.minimum(row0 + tl.arange(0, BLOCK_M), M - 1).to(tl.int64)
+        cols = tl.minimum(n0 + tl.arange(0, BLOCK_N), N - 1)
+        a_ptrs = x_ptr + rows[:, None] * stride_xm + offs_k[None, :]
+        wg_ptrs = w_ptr + e.to(tl.int64) * stride_we + cols[None, :] * stride_wn + offs_k[:, None]
+        wu_ptrs = wg_ptrs + N * stride_wn
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            if EVEN_K:
+                a = tl.load(a_ptrs)
+                bg = tl.load(wg_ptrs)
+                bu = tl.load(wu_ptrs)
+            else:
+                kmask = offs_k < K - k * BLOCK_K
+                a = tl.load(a_ptrs, mask=kmask[None, :], other=0.0)
+                bg = tl.load(wg_ptrs, mask=kmask[:, None], other=0.0)
+                bu = tl.load(wu_ptrs, mask=kmask[:, None], other=0.0)
+            acc_g = tl.dot(a, bg, acc_g)
+            acc_u = tl.dot(a, bu, acc_u)
+            a_ptrs += BLOCK_K
+            wg_ptrs += BLOCK_K
+            wu_ptrs += BLOCK_K
+        offs_m = row0 + tl.arange(0, BLOCK_M)
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        mask = (offs_m < row_end)[:, None] & (offs_n < N)[None, :]
+        rows64 = offs_m.to(tl.int64)
+        act = acc_g * tl.sigmoid(acc_g) * acc_u
+        tl.store(act_ptr + rows64[:, None] * stride_am + offs_n[None, :], act.to(dt), mask=mask)
+        if STORE_H:
+            hp = h_ptr + rows64[:, None] * stride_hm + offs_n[None, :]
+            tl.store(hp, acc_g.to(dt), mask=mask)
+            tl.store(hp + N, acc_u.to(dt), mask=mask)
+
+
+@triton.jit
+def _mgrouped_tile(
+    a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
+    e, start, row0, row_end, n0, M, N, K,
+    stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+    B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    dt = c_ptr.dtype.element_ty
+    if USE_TMA:
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            kk = k * BLOCK_K
+            a = a_desc.load([row0, kk])
+            if B_KMAJOR:  # b_desc over [E*N, K]
+                b = b_desc.load([e * N + n0, kk]).T
+            else:  # b_desc over [E*K, N]
+                b = b_desc.load([e * K + kk, n0])
+            acc = tl.dot(a, b, acc)
+        cnt = row_end - start
+        if SWIGLU_BWD:
+            g = hg_desc.load([row0, n0]).to(tl.float32)
+            u = hu_desc.load([row0, n0]).to(tl.float32)
+            sig = tl.sigmoid(g)
+            silu = g * sig
+            store_ragged(dg_desc, start, cnt, [row0 - start, n0], (acc * u * (sig + silu * (1.0 - sig))).to(dt))
+            store_ragged(du_desc, start, cnt, [row0 - start, n0], (acc * silu).to(dt))
+        else:
+            store_ragged(c_desc, start, cnt, [row0 - start, n0], acc.to(dt))
+    else:
+        offs_k = tl.arange(0, BLOCK_K)
+        rows = tl.minimum(row0 + tl.arange(0, BLOCK_M), M - 1).to(tl.int64)
+        cols = n0 + tl.arange(0, BLOCK_N)  # masked, not clamped: keeps N-contiguous loads vectorised
+        nmask = cols < N
+        a_ptrs = a_ptr + rows[:, None] * stride_am + offs_k[None, :]
+        b_ptrs = b_ptr + e.to(tl.int64) * stride_be + offs_k[:, None] * stride_bk + cols[None, :] * stride_bn
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            if EVEN_K:
+                a = tl.load(a_ptrs)
+                b = tl.load(b_ptrs, mask=nmask[None, :], other=0.0)
+            else:
+                kmask = offs_k < K - k * BLOCK_K
+                a = tl.load(a_ptrs, mask=kmask[None, :], other=0.0)
+                b = tl.load(b_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+            acc = tl.dot(a, b, acc)
+            a_ptrs += BLOCK_K
+            b_ptrs += BLOCK_K * stride_bk
+        offs_m = row0 + tl.arange(0, BLOCK_M)
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        mask = (offs_m < row_end)[:, None] & (offs_n < N)[None, :]
+        rows64 = offs_m.to(tl.int64)
+        c_ptrs = c_ptr + rows64[:, None] * stride_cm + offs_n[None, :]
+        if SWIGLU_BWD:
+            hp = h_ptr + rows64[:, None] * stride_hm + offs_n[None, :]
+            g = tl.load(hp, mask=mask, other=0.0).to(tl.float32)
+            u = tl.load(hp + N, mask=mask, other=0.0).to(tl.float32)
+            sig = tl.sigmoid(g)
+            silu = g * sig
+            tl.store(c_ptrs, (acc * u * (sig + silu * (1.0 - sig))).to(dt), mask=mask)
+            tl.store(c_ptrs + N, (acc * silu).to(dt), mask=mask)
+        else:
+            tl.store(c_ptrs, acc.to(dt), mask=mask)
+
+
+@triton.jit
+def _wgrad_tile(
+    a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr,
+    e, start, end, r0, c0, R, C,
+    stride_am, stride_bm, stride_ce, stride_cr,
+    USE_TMA: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    dt = c_ptr.dtype.element_ty
+    if USE_TMA:
+        cnt = end - start
+        for t in range(0, cnt, BLOCK_K):
+            # ragged loads: rows past the expert's end read as zeros
+            a = load_ragged(a_desc, start, cnt, [t, r0])
+            b = load_ragged(b_desc, start, cnt, [t, c0])
+            acc = tl.dot(a.T, b, acc)
+        out_desc.store([e, r0, c0], acc.to(dt).reshape(1, BLOCK_M, BLOCK_N))
+    else:
+        offs_k = tl.arange(0, BLOCK_K)
+        offs_r = r0 + tl.arange(0, BLOCK_M)  # masked, not clamped: keeps contiguous loads vectorised
+        offs_c = c0 + tl.arange(0, BLOCK_N)
+        rmask = offs_r < R
+        cmask = offs_c < C
+        tok = (start + offs_k).to(tl.int64)
+        a_ptrs = a_ptr + offs_r[:, None] + tok[None, :] * stride_am  # [BLOCK_M, BLOCK_K], rows contiguous
+        b_ptrs = b_ptr + tok[:, None] * stride_bm + offs_c[None, :]
+        for k in range(start, end, BLOCK_K):
+            kmask = offs_k < end - k
+            a = tl.load(a_ptrs, mask=rmask[:, None] & kmask[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=kmask[:, None] & cmask[None, :], other=0.0)
+            acc = tl.dot(a, b, acc)
+            a_ptrs += BLOCK_K * stride_am
+            b_ptrs += BLOCK_K * stride_bm
+        c_ptrs = c_ptr + e.to(tl.int64) * stride_ce + offs_r[:, None] * stride_cr + offs_c[None, :]
+        tl.store(c_ptrs, acc.to(dt), mask=rmask[:, None] & cmask[None, :])
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels: one program per tile over an upper-bound grid, or PERSISTENT (one program per SM looping
+# over the real tiles; the K loops of consecutive tiles are flattened so that the next tile's loads
+# overlap this tile's epilogue)
+
+
+@triton.jit
+def _gate_up_kernel(
+    x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr, offs_ptr,
+    M, N, K, E, M_BUCKET, NUM_PROGS,
+    stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+    STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
+    PERSISTENT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
+    if PERSISTENT:
+        total_m = tl.sum(tiles, axis=0)
+        for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=True):
+            pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
+            e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+            _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
+                          e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                          STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
+        e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+        if row0 < row_end:
+            _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
+                          e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                          STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+
+
+@triton.jit
+def _mgrouped_kernel(
+    a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr, offs_ptr,
+    M, N, K, E, M_BUCKET, NUM_PROGS,
+    stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+    B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
+    E_P2: tl.constexpr, PERSISTENT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
+
+    SWIGLU_BWD: the product is d(act) [M, N]; h [M, 2N] holds the pre-activations [g | u]; stores
+    C [M, 2N] = [d(act) * u * silu'(g) | d(act) * silu(g)].
+    """
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
+    if PERSISTENT:
+        total_m = tl.sum(tiles, axis=0)
+        for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=True):
+            pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
+            e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+            _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
+                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
+        e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+        if row0 < row_end:
+            _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
+                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+
+
+@triton.jit
+def _wgrad_kernel(
+    a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr,
+    R, C, E, M_BUCKET, NUM_PROGS,
+    stride_am, stride_bm, stride_ce, stride_cr,
+    USE_TMA: tl.constexpr, PERSISTENT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
+    zeros for an expert without rows."""
+    num_r = tl.cdiv(R, BLOCK_M)
+    num_c = tl.cdiv(C, BLOCK_N)
+    per_e = num_r * num_c
+    if PERSISTENT:
+        for tile in tl.range(tl.program_id(0), E * per_e, NUM_PROGS, flatten=True):
+            e = tile // per_e
+            pid_r, pid_c = _swizzle(tile % per_e, num_r, num_c, GROUP_M)
+            end = tl.load(offs_ptr + e)
+            start = tl.load(offs_ptr + e - 1, mask=e > 0, other=0)
+            _wgrad_tile(a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, e, start, end,
+                        pid_r * BLOCK_M, pid_c * BLOCK_N, R, C, stride_am, stride_bm, stride_ce, stride_cr,
+                        USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        pid = tl.program_id(0)
+        e = pid // per_e
+        pid_r, pid_c = _swizzle(pid % per_e, num_r, num_c, GROUP_M)
+        end = tl.load(offs_ptr + e)
+        start = tl.load(offs_ptr + e - 1, mask=e > 0, other=0)
+        _wgrad_tile(a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, e, start, end,
+                    pid_r * BLOCK_M, pid_c * BLOCK_N, R, C, stride_am, stride_bm, stride_ce, stride_cr,
+                    USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+
+
+# ----------------------------------------------------------------------------------------------
+# configs and launch
+
+
+def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
+         bk: int = _BLOCK_K) -> triton.Config:
+    return triton.Config(
+        {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent},
+        num_warps=warps, num_stages=stages, pre_hook=_set_desc_blocks,
+    )
+
+
+# descriptor argument -> block shape from (BLOCK_M, BLOCK_N, BLOCK_K); ragged ones get [1, 1] in front
+_DESC_BLOCKS = {
+    "x_desc": lambda m, n, k: [m, k],
+    "w_desc": lambda m, n, k: [n, k],
+    "act_desc": lambda m, n, k: [1, 1, m, n],
+    "g_desc": lambda m, n, k: [1, 1, m, n],
+    "u_desc": lambda m, n, k: [1, 1, m, n],
+    "c_desc": lambda m, n, k: [1, 1, m, n],
+    "dg_desc": lambda m, n, k: [1, 1, m, n],
+    "du_desc": lambda m, n, k: [1, 1, m, n],
+    "hg_desc": lambda m, n, k: [m, n],
+    "hu_desc": lambda m, n, k: [m, n],
+    "out_desc": lambda m, n, k: [1, m, n],
+}
+
+
+def _set_desc_blocks(nargs: dict) -> None:
+    """Autotune pre-hook: TMA block shapes follow the config being run."""
+    if TensorDescriptor is None:
+        return
+    bm, bn, bk = nargs["BLOCK_M"], nargs["BLOCK_N"], nargs["BLOCK_K"]
+    for name, val in nargs.items():
+        if not isinstance(val, TensorDescriptor):
+            continue
+        if name in _DESC_BLOCKS:
+            val.block_shape = _DESC_BLOCKS[name](bm, bn, bk)
+        elif name == "a_desc":
+            val.block_shape = [1, 1, bk, bm] if "R" in nargs else [bm, bk]
+        elif name == "b_desc":
+            if "R" in nargs:
+                val.block_shape = [1, 1, bk, bn]
+            else:
+                val.block_shape = [bn, bk] if nargs.get("B_KMAJOR") else [bk, bn]
+
+
+# BLOCK_N of the gate/up kernel is per half: a program computes BLOCK_M x (2 * BLOCK_N) outputs.
+GATE_UP_CONFIGS = [
+    _cfg(128, 128, 8, 3), _cfg(128, 64, 4, 4), _cfg(64, 128, 4, 4), _cfg(128, 128, 8, 4),
+    _cfg(128, 128, 8, 3, persistent=True), _cfg(128, 64, 4, 4, persistent=True),
+]
+MGROUPED_CONFIGS = [
+    _cfg(128, 256, 8, 3), _cfg(128, 128, 8, 4), _cfg(128, 128, 4, 4), _cfg(64, 128, 4, 4), _cfg(128, 256, 8, 4),
+    _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 128, 8, 4, persistent=True),
+]
+WGRAD_CONFIGS = [
+    _cfg(128, 128, 8, 4), _cfg(128, 256, 8, 3), _cfg(128, 128, 4, 4), _cfg(256, 128, 8, 3), _cfg(128, 128, 4, 3),
+    _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 128, 8, 4, persistent=True),
+]
+
+_KEY = ["M_BUCKET", "N", "K", "USE_TMA"]
+_gate_up_tuned = triton.autotune(GATE_UP_CONFIGS, key=_KEY + ["STORE_H"])(_gate_up_kernel)
+_mgrouped_tuned = triton.autotune(MGROUPED_CONFIGS, key=_KEY + ["B_KMAJOR", "SWIGLU_BWD"])(_mgrouped_kernel)
+_wgrad_tuned = triton.autotune(WGRAD_CONFIGS, key=["M_BUCKET", "R", "C", "E", "USE_TMA"])(_wgrad_kernel)
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    return default if v is None or v == "" else v.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _autotune() -> bool:
+    return _env_flag("DOTS_GG_AUTOTUNE", True)
+
+
+def _use_tma(t: torch.Tensor, *dims: int) -> bool:
+    if TensorDescriptor is None or not _env_flag("DOTS_GG_TMA", True):
+        return False
+    if not t.is_cuda or torch.cuda.get_device_capability(t.device)[0] < 9 or t.shape[0] == 0:
+        return False
+    return all(d % 8 == 0 for d in dims)  # TMA: 16-byte aligned row strides and column offsets (bf16)
+
+
+_NUM_SMS: dict[int, int] = {}
+
+
+def _num_sms(t: torch.Tensor) -> int:
+    if not t.is_cuda:
+        return 4
+    dev = t.device.index if t.device.index is not None else torch.cuda.current_device()
+    if dev not in _NUM_SMS:
+        _NUM_SMS[dev] = torch.cuda.get_device_properties(dev).multi_processor_count
+    return _NUM_SMS[dev]
+
+
+def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict) -> None:
+    """Launch the autotuned kernel, or the first config when autotuning is off."""
+    if _autotune():
+        tuned[grid](*args, **kwargs)
+        return
+    cfg = configs[0]
+    nargs = dict(zip(raw.arg_names, args, strict=False))
+    nargs.update(kwargs)
+    nargs.update(cfg.kwargs)
+    _set_desc_blocks(nargs)
+    raw[grid(cfg.kwargs)](*args, **kwargs, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+def _desc(t: torch.Tensor):
+    """Host TMA descriptor over a 2-D or 3-D tensor or strided view (block shape set by the hook)."""
+    return TensorDescriptor(t, list(t.shape), list(t.stride()), [1] * t.dim())
+
+
+def _ragged(t: torch.Tensor):
+    """Ragged descriptor (triton.tools.ragged_tma) over 2-D ``t``: stores and loads are bounded by a
+    row group [start, start + count) given at run time, and by the columns of ``t``."""
+    return create_ragged_descriptor(t, [1, 1])
+
+
+def _m_bucket(m: int) -> int:
+    return triton.next_power_of_2(max(m, 1))
+
+
+def _grid_rows(m: int, e: int, n: int, num_progs: int):
+    def grid(meta):
+        if meta["PERSISTENT"]:
+            return (num_progs,)
+        return ((triton.cdiv(m, meta["BLOCK_M"]) + e) * triton.cdiv(n, meta["BLOCK_N"]),)
+
+    return grid
+
+
+def _check(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, offsets: torch.Tensor) -> None:
+    if x.dim() != 2 or w13.dim() != 3 or w2.dim() != 3 or offsets.dim() != 1:
+        raise ValueError(
+            f"grouped_mlp_fused expects x [M,H], w13 [E,2I,H], w2 [E,H,I], offsets [E]; got "
+            f"{tuple(x.shape)}, {tuple(w13.shape)}, {tuple(w2.shape)}, {tuple(offsets.shape)}"
+        )
+    e, two_i, h = w13.shape
+    if two_i % 2 or x.shape[1] != h or tuple(w2.shape) != (e, h, two_i // 2) or offsets.shape[0] != e:
+        raise ValueError(
+            f"grouped_mlp_fused shape mismatch: x {tuple(x.shape)}, w13 {tuple(w13.shape)}, "
+            f"w2 {tuple(w2.shape)}, offsets {tuple(offsets.shape)} (want w13 [E,2I,H], w2 [E,H,I])"
+        )
+    for name, t in (("x", x), ("w13", w13), ("w2", w2), ("offsets", offsets)):
+        if not t.is_cuda or t.device != x.device:
+            raise ValueError(f"grouped_mlp_fused: {name} must be on the CUDA device of x ({x.device})")
+
+
+def gate_up_swiglu(
+    x: torch.Tensor, w13: torch.Tensor, offsets: torch.Tensor, store_h: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``act`` [M, I] = silu(x @ gate_e^T) * (x @ up_e^T) per expert; with ``store_h`` also
+    ``h`` [M, 2I] = the pre-activations [gate | up] (bf16) for the backward pass."""
+    m, k = x.shape
+    e, two_n, _ = w13.shape
+    n = two_n // 2
+    act = torch.empty((m, n), device=x.device, dtype=x.dtype)
+    h = torch.empty((m, two_n), device=x.device, dtype=x.dtype) if store_h else None
+    if m == 0:
+        return act, h
+    tma = _use_tma(x, k, n)
+    h_arg = h if h is not None else act  # (unused without STORE_H)
+    if tma:
+        descs = (_desc(x), _desc(w13.view(e * two_n, k)), _ragged(act))
+        descs += (_ragged(h[:, :n]), _ragged(h[:, n:])) if h is not None else (descs[2], descs[2])
+    else:
+        descs = (x, w13, act, act, act)
+    args = (x, w13, *descs, act, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(x),
+            x.stride(0), w13.stride(0), w13.stride(1), act.stride(0), h_arg.stride(0))
+    kwargs = dict(STORE_H=store_h, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0, E_P2=triton.next_power_of_2(e))
+    _launch(_gate_up_tuned, _gate_up_kernel, GATE_UP_CONFIGS, _grid_rows(m, e, n, _num_sms(x)), args, kwargs)
+    return act, h
+
+
+def grouped_mm_fused(
+    a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor, b_kmajor: bool,
+    h: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Row-grouped ``A @ B_e``: with ``b_kmajor`` B is [E, N, K] (``A @ b[e]^T``), else [E, K, N]
+    (``A @ b[e]``). With ``h`` ([M, 2N] pre-activations) the SwiGLU backward is fused: returns
+    ``dh`` [M, 2N] from ``d(act) = A @ B_e``."""
+    m, k = a.shape
+    e = b.shape[0]
+    n = b.shape[1] if b_kmajor else b.shape[2]
+    if (b.shape[2] if b_kmajor else b.shape[1]) != k:
+        raise ValueError(f"grouped_mm_fused: A {tuple(a.shape)} and B {tuple(b.shape)} disagree on K")
+    out_n = 2 * n if h is not None else n
+    c = torch.empty((m, out_n), device=a.device, dtype=a.dtype)
+    if m == 0:
+        return c
+    tma = _use_tma(a, k, n)
+    stride_bk, stride_bn = (b.stride(2), b.stride(1)) if b_kmajor else (b.stride(1), b.stride(2))
+    h_arg = h if h is not None else c
+    if tma:
+        b_desc = _desc(b.view(e * n, k)) if b_kmajor else _desc(b.view(e * k, n))
+        if h is not None:  # (c_desc unused: dh is stored through its two column halves)
+            dg_desc, du_desc = _ragged(c[:, :n]), _ragged(c[:, n:])
+            descs = (_desc(a), b_desc, dg_desc, _desc(h[:, :n]), _desc(h[:, n:]), dg_desc, du_desc)
+        else:
+            c_desc = _ragged(c)
+            descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc)
+    else:
+        descs = (a, b, c, c, c, c, c)
+    args = (a, b, *descs, c, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(a),
+            a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0), h_arg.stride(0))
+    kwargs = dict(B_KMAJOR=b_kmajor, SWIGLU_BWD=h is not None, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0,
+                  E_P2=triton.next_power_of_2(e))
+    _launch(_mgrouped_tuned, _mgrouped_kernel, MGROUPED_CONFIGS, _grid_rows(m, e, n, _num_sms(a)), args, kwargs)
+    return c
+
+
+def weight_grad(a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``dW[e] = a[rows of e]^T @ b[rows of e]`` -> [E, R, C] (a [M, R], b [M, C]); zeros for an
+    expert without rows."""
+    m, r = a.shape
+    c_dim = b.shape[1]
+    e = offsets.shape[0]
+    out = torch.empty((e, r, c_dim), device=a.device, dtype=dtype)
+    nsm = _num_sms(a)
+
+    def grid(meta):
+        if meta["PERSISTENT"]:
+            return (nsm,)
+        return (e * triton.cdiv(r, meta["BLOCK_M"]) * triton.cdiv(c_dim, meta["BLOCK_N"]),)
+
+    tma = _use_tma(a, r, c_dim)
+    descs = (_ragged(a), _ragged(b), _desc(out)) if tma else (a, b, out)
+    args = (a, b, *descs, out, offsets, r, c_dim, e, _m_bucket(m), nsm, a.stride(0), b.stride(0),
+            out.stride(0), out.stride(1))
+    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, dict(USE_TMA=tma))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# autograd
+
+
+class GroupedMLPFunction(torch.autograd.Function):
+    """SwiGLU experts over rows sorted by expert; forward 2 kernels, backward 4 kernels.
+
+    Saved for backward: x, the weights, offsets, h = [gate | up] pre-activations and act (bf16).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w13, w2, offsets):  # noqa: D102
+        need_grad = any(ctx.needs_input_grad[:3])
+        act, h = gate_up_swiglu(x, w13, offsets, store_h=need_grad)
+        y = grouped_mm_fused(act, w2, offsets, b_kmajor=True)
+        if need_grad:
+            ctx.save_for_backward(x, w13, w2, offsets, h, act)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # noqa: D102
+        x, w13, w2, offsets, h, act = ctx.saved_tensors
+        dy = dy.contiguous().to(x.dtype)
+        # d(act) = dy @ w2_e ; SwiGLU backward in the epilogue -> dh [M, 2I]
+        dh = grouped_mm_fused(dy, w2, offsets, b_kmajor=False, h=h)
+        dx = grouped_mm_fused(dh, w13, offsets, b_kmajor=False) if ctx.needs_input_grad[0] else None
+        dw13 = weight_grad(dh, x, offsets, w13.dtype) if ctx.needs_input_grad[1] else None
+        dw2 = weight_grad(dy, act, offsets, w2.dtype) if ctx.needs_input_grad[2] else None
+        return dx, dw13, dw2, None
+
+
+_COMPUTE_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def grouped_mlp_fused(
+    x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor:
+    """Fused grouped SwiGLU experts (Triton): x [M, H] sorted by expert, w13 [E, 2I, H], w2 [E, H, I],
+    offsets [E] cumulative row ends (offsets[-1] == M) -> [M, H]. Differentiable.
+
+    Operands are bf16 (fp16 kept as is; other dtypes are cast to bf16 and the result cast back),
+    accumulation is fp32. No host synchronisation: ``offsets`` is only read on the device.
+    """
+    _check(x, w13, w2, offsets)
+    out_dtype = x.dtype
+    dt = x.dtype if x.dtype in _COMPUTE_DTYPES else torch.bfloat16
+    xc = x.to(dt).contiguous()
+    w13c = w13.to(dt).contiguous()
+    w2c = w2.to(dt).contiguous()
+    offs = offsets.to(torch.int32).contiguous()
+    y = GroupedMLPFunction.apply(xc, w13c, w2c, offs)
+    return y.to(out_dtype)
