@@ -1,0 +1,266 @@
+"""Retrain the document quality model (plain Python + torch on CPU; no Spark, no GPU).
+
+    python -m jobs.train_quality --build-from-shared --out models/quality
+    python -m jobs.train_quality --data my_docs.jsonl --out out/models/quality-mine
+
+Labeled data (``--data``, JSON Lines or Parquet), one record per document:
+``{"text": str, "label": 1 | 0, "doc_id": str (optional), "group": str (optional),
+"split": "train" | "test" (optional)}`` — 1 = good document, 0 = low quality. Records sharing a
+``group`` (e.g. a page and its corruptions) always land in the same fold/split; without ``split`` a
+hash of ``seed:group`` holds out 20 %. ``--corrupt`` adds one synthetic corruption (label 0) of every
+positive training document.
+
+``--build-from-shared`` makes labels from the clutter job's labeled gold pages (built or read from its
+cache, see :mod:`jobs.train_clutter`): positives are the gold main texts and the content lines of
+trafilatura's output; negatives are the clutter lines of a page joined (when >= 80 characters) and one
+synthetic corruption per positive (:func:`pipeline.filter.quality.corrupt`: word shuffle, sentence
+shuffle, repeated lines, repeated n-grams, truncation mid-sentence, clutter splices), the corruption
+kind chosen by a hash of the page.
+
+Evaluation: ROC-AUC with k-fold cross-validation over page groups of the training split (as the
+dots.llm1 report evaluates its quality classifier), then the final model trained on the whole training
+split and scored on the held-out split. The recommended threshold keeps 95 % of held-out positives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.common import HashedBagMLP, predict_groups, save_model, train_binary
+from pipeline.filter.features import Features
+from pipeline.filter.labeled import read_records
+from pipeline.filter.quality import CORRUPTIONS, N_DOC_FEATURES, corrupt, featurize_docs
+from pipeline.filter.text import roc_auc
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _h(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
+
+
+def docs_from_gold_pages(pages: list[dict], seed: int) -> list[dict]:
+    """Quality-labeled documents from labeled gold pages (see the module doc)."""
+    out: list[dict] = []
+    for p in pages:
+        gid = str(p["doc_id"])
+        split = p.get("split")
+        lines, labels = p["lines"], p["labels"]
+        content = "\n".join(ln for ln, y in zip(lines, labels) if y == 1)
+        clutter = "\n".join(ln for ln, y in zip(lines, labels) if y == 0)
+        positives = []
+        if p.get("gold_text") and len(p["gold_text"]) >= 200:
+            positives.append(p["gold_text"])
+        if len(content) >= 200:
+            positives.append(content)
+        for i, t in enumerate(positives):
+            out.append({"doc_id": f"{gid}#pos{i}", "group": gid, "split": split, "text": t, "label": 1,
+                        "_other": clutter})
+        if len(clutter) >= 80:
+            out.append({"doc_id": f"{gid}#clutter", "group": gid, "split": split, "text": clutter, "label": 0})
+    return out
+
+
+def add_corruptions(docs: list[dict], seed: int) -> list[dict]:
+    """Each document plus one corruption (label 0) of every positive (``_other``: splice source)."""
+    out = []
+    for d in docs:
+        if d.get("label") == 1:
+            rng = random.Random(_h(f"{seed}:{d['doc_id']}"))
+            kind = CORRUPTIONS[_h(f"{seed}:kind:{d['doc_id']}") % len(CORRUPTIONS)]
+            bad = corrupt(d["text"], kind, rng, d.get("_other") or "")
+            out.append({"doc_id": f"{d['doc_id']}#{kind}", "group": d.get("group"), "split": d.get("split"),
+                        "text": bad, "label": 0, "corruption": kind})
+        out.append(d)
+    return out
+
+
+def check_docs(docs: list[dict]) -> None:
+    for i, d in enumerate(docs):
+        if not isinstance(d.get("text"), str) or d.get("label") not in (0, 1, 0.0, 1.0, True, False):
+            raise ValueError(f"record {i} ({d.get('doc_id')}): needs 'text' (string) and 'label' (1 good, 0 low quality)")
+
+
+def featurize(docs: list[dict], n_buckets: int, chunk: int = 64) -> list[Features]:
+    """Groups of ``chunk`` documents (the training loop batches whole groups)."""
+    out = []
+    for i in range(0, len(docs), chunk):
+        part = docs[i : i + chunk]
+        out.append(featurize_docs([d["text"] for d in part], n_buckets, [float(d["label"]) for d in part]))
+    return out
+
+
+def fit(docs: list[dict], args: argparse.Namespace) -> HashedBagMLP:
+    rng = random.Random(args.seed)
+    docs = list(docs)
+    rng.shuffle(docs)
+    model = HashedBagMLP(args.n_buckets, args.emb_dim, N_DOC_FEATURES, args.hidden, context=False)
+    return train_binary(model, featurize(docs, args.n_buckets), args.epochs, args.lr, args.batch_docs, args.seed,
+                        log=lambda s: print("  " + s))
+
+
+def score(model: HashedBagMLP, docs: list[dict], n_buckets: int) -> np.ndarray:
+    groups = featurize(docs, n_buckets, chunk=256)
+    return np.concatenate(predict_groups(model, groups)) if groups else np.zeros(0)
+
+
+def model_card(extra: dict, data_desc: str) -> str:
+    cv = extra["metrics"]["cv"]
+    te = extra["metrics"]["test"]
+    kinds = "\n".join(f"| {k} | {v['n']} | {v['rejected_at_threshold']:.3f} |" for k, v in te["by_kind"].items())
+    return f"""# Document quality model (`{{version}}`)
+
+One 0-1 score per document (1 = fluent, coherent, non-redundant, non-repetitive text); the `filter` stage
+drops documents below `filter.quality.threshold` (`quality_below_threshold`; recommended here:
+**{extra['threshold']}**, which keeps 95 % of held-out positives).
+
+- **Architecture**: hashed word/CJK-character unigrams + bigrams (`EmbeddingBag`, {extra['n_buckets']}
+  buckets x {extra['emb_dim']} dims) + {N_DOC_FEATURES} Gopher-style document statistics (word length,
+  duplicate lines, top/duplicate n-gram fractions, terminal punctuation, ...) -> MLP -> sigmoid.
+- **Training data**: {data_desc}
+- **Labels**: positives = human gold main texts and the content lines of trafilatura's output of the same
+  pages; negatives = the clutter lines of a page joined, and one synthetic corruption per positive
+  (word shuffle -> fluency, sentence shuffle / splice of clutter lines -> coherence, repeated lines and
+  n-grams -> repetition/redundancy, truncation mid-sentence). Corruptions of a page stay in its fold.
+  Documents rejected by the stage-2 rules are not in the default artifact (bring them as label 0 with
+  `--data`).
+- **Trained**: {extra['trained_at']} with `python -m jobs.train_quality {extra['command']}` (seed
+  {extra['seed']}, {extra['epochs']} epochs, {extra['train_seconds']:.0f} s on CPU).
+
+## Metrics
+
+- {cv['k']}-fold cross-validation (grouped by page) ROC-AUC on the training split:
+  **{cv['auc_mean']:.3f} ± {cv['auc_std']:.3f}** (folds: {', '.join(f'{a:.3f}' for a in cv['fold_auc'])}).
+- Held-out split ({te['documents']} documents, {te['positives']} positive): ROC-AUC **{te['auc']:.3f}**;
+  at the threshold, {te['positives_kept']:.3f} of positives kept, {te['negatives_rejected']:.3f} of
+  negatives rejected.
+
+Held-out rejection rate per negative kind at the threshold:
+
+| kind | documents | rejected |
+|---|---|---|
+{kinds}
+"""
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="jobs.train_quality", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="labeled documents (JSONL[.gz] or Parquet), format in the module doc")
+    src.add_argument("--build-from-shared", nargs="?", const=str(REPO.parent / "shared" / "data"), metavar="DIR",
+                     help="make labels from the gold sets under DIR (via the clutter job's labeled pages)")
+    p.add_argument("--cache", default=None, help="the clutter job's labeled-pages cache (default: its default)")
+    p.add_argument("--corrupt", action="store_true", help="with --data: add one corruption per positive")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (these small models train fastest single-threaded)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-docs", type=int, default=128)
+    p.add_argument("--n-buckets", type=int, default=1 << 17)
+    p.add_argument("--emb-dim", type=int, default=16)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--test-percent", type=int, default=20)
+    p.add_argument("--keep-positives", type=float, default=0.95, help="threshold keeps this share of positives")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    torch.set_num_threads(args.threads)
+
+    if args.build_from_shared:
+        from jobs import train_clutter
+
+        cache = Path(args.cache) if args.cache else train_clutter.DEFAULT_CACHE
+        if cache.exists():
+            pages = read_records(cache)
+        else:
+            pages, _ = train_clutter.build_from_shared(Path(args.build_from_shared), args.seed, 2)
+        docs = add_corruptions(docs_from_gold_pages(pages, args.seed), args.seed)
+        data_desc = f"{len(pages)} labeled gold pages of ../shared/data (CleanEval, CleanPortalEval, Dragnet, L3S-GN1, Readability, trafilatura-eval) -> {len(docs)} documents"
+    else:
+        docs = read_records(args.data)
+        check_docs(docs)
+        if args.corrupt:
+            docs = add_corruptions(docs, args.seed)
+        data_desc = f"`{args.data}` ({len(docs)} documents{', + corruptions' if args.corrupt else ''})"
+    check_docs(docs)
+    for d in docs:
+        d.setdefault("group", d.get("doc_id") or str(_h(d["text"])))
+        d["group"] = str(d["group"] if d["group"] is not None else d.get("doc_id"))
+        if d.get("split") not in ("train", "test"):
+            d["split"] = "test" if _h(f"{args.seed}:{d['group']}") % 100 < args.test_percent else "train"
+    train = [d for d in docs if d["split"] == "train"]
+    test = [d for d in docs if d["split"] == "test"]
+    if not train or not test:
+        raise ValueError(f"need training and held-out documents; got {len(train)} train, {len(test)} test")
+    print(f"[train_quality] documents: train {len(train)} ({Counter(d['label'] for d in train)}), test {len(test)}")
+
+    # k-fold CV over groups of the training split.
+    fold_auc = []
+    for k in range(args.folds):
+        in_fold = [_h(f"{args.seed}:fold:{d['group']}") % args.folds == k for d in train]
+        tr = [d for d, f in zip(train, in_fold) if not f]
+        va = [d for d, f in zip(train, in_fold) if f]
+        print(f"[train_quality] fold {k + 1}/{args.folds}: train {len(tr)}, validate {len(va)}")
+        m = fit(tr, args)
+        fold_auc.append(roc_auc(np.array([d["label"] for d in va]), score(m, va, args.n_buckets)))
+        print(f"  fold AUC {fold_auc[-1]:.4f}")
+
+    t1 = time.time()
+    model = fit(train, args)
+    train_seconds = time.time() - t1
+    s = score(model, test, args.n_buckets)
+    y = np.array([float(d["label"]) for d in test])
+    threshold = float(np.floor(np.quantile(s[y == 1], 1 - args.keep_positives) * 100) / 100) if (y == 1).any() else 0.5
+    by_kind: dict[str, dict] = defaultdict(lambda: {"n": 0, "rej": 0})
+    for d, sc in zip(test, s):
+        if d["label"] == 0:
+            kind = d.get("corruption") or ("clutter_lines" if str(d.get("doc_id", "")).endswith("#clutter") else "negative")
+            by_kind[kind]["n"] += 1
+            by_kind[kind]["rej"] += int(sc < threshold)
+    test_metrics = {
+        "documents": len(test),
+        "positives": int((y == 1).sum()),
+        "auc": roc_auc(y, s),
+        "positives_kept": float((s[y == 1] >= threshold).mean()) if (y == 1).any() else 0.0,
+        "negatives_rejected": float((s[y == 0] < threshold).mean()) if (y == 0).any() else 0.0,
+        "by_kind": {k: {"n": v["n"], "rejected_at_threshold": v["rej"] / max(1, v["n"])} for k, v in sorted(by_kind.items())},
+    }
+    extra = {
+        "task": "quality",
+        "threshold": threshold,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "n_buckets": args.n_buckets,
+        "emb_dim": args.emb_dim,
+        "trained_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "train_seconds": train_seconds,
+        "command": " ".join(sys.argv[1:] if argv is None else argv),
+        "data": {"train_documents": len(train), "test_documents": len(test)},
+        "metrics": {
+            "cv": {"k": args.folds, "fold_auc": fold_auc, "auc_mean": float(np.mean(fold_auc)),
+                   "auc_std": float(np.std(fold_auc))},
+            "test": test_metrics,
+        },
+    }
+    cfg = save_model(args.out, "quality", model, extra, model_card(extra, data_desc))
+    print(json.dumps({"version": cfg["version"], "threshold": threshold, "metrics": extra["metrics"]}, indent=2))
+    print(f"[train_quality] wrote {args.out} in {time.time() - t0:.0f} s")
+    return cfg
+
+
+if __name__ == "__main__":
+    main()

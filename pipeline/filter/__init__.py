@@ -1,0 +1,1 @@
+"""Stage 3 (``filter``): clutter-line removal, document quality and category scores, thresholds."""

@@ -1,0 +1,104 @@
+"""Tokenization and feature hashing shared by the clutter and quality models (plain Python + NumPy).
+
+Tokens: every CJK/kana/hangul character is one token (no segmenter needed, as in the character
+n-gram features of Chinese text classifiers), other scripts split into alphanumeric runs, and each
+punctuation/symbol character is a token of its own. Digits are folded to ``0`` for hashing so
+dates and prices share buckets. Hashed n-gram features are the "hashing trick" of fastText
+(Joulin et al. 2017, "Bag of Tricks for Efficient Text Classification"): unigrams + bigrams into a
+fixed number of buckets, with CRC32 as a stable hash (Python's ``hash`` is salted per process).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+
+import numpy as np
+
+CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_RE = re.compile(f"[{CJK_CLASS}]")
+_TOKEN_RE = re.compile(f"[{CJK_CLASS}]|[^\\W_{CJK_CLASS}]+|[^\\w\\s]", re.UNICODE)
+_WORD_RE = re.compile(f"[{CJK_CLASS}]|[^\\W_{CJK_CLASS}]+", re.UNICODE)
+_DIGIT_RE = re.compile(r"\d")
+
+# Sentence-final punctuation in Latin and CJK text (closing quotes/brackets allowed after it).
+TERMINALS = ".!?。！？…"
+_TERMINAL_RE = re.compile(r"[.!?。！？…][\"'”’»)）\]】」』]*\s*$")
+
+
+def tokens(text: str) -> list[str]:
+    """Words, CJK characters and punctuation characters, in order (case kept)."""
+    return _TOKEN_RE.findall(text)
+
+
+def eval_tokens(text: str) -> list[str]:
+    """Lower-cased words and CJK characters, punctuation dropped: the unit of token P/R/F1."""
+    return [t.lower() for t in _WORD_RE.findall(text)]
+
+
+def cjk_count(text: str) -> int:
+    return len(_CJK_RE.findall(text))
+
+
+def ends_with_terminal(line: str) -> bool:
+    return bool(_TERMINAL_RE.search(line))
+
+
+def _bucket(s: str, n_buckets: int) -> int:
+    return zlib.crc32(s.encode("utf-8")) % n_buckets
+
+
+def hashed_ngrams(toks: list[str], n_buckets: int, max_tokens: int, markers: bool = False) -> list[int]:
+    """Bucket ids of the unigrams and bigrams of ``toks[:max_tokens]`` (lower-cased, digits -> 0).
+
+    ``markers`` adds ``^first`` / ``last$`` tokens so the model can see how a line starts and ends
+    (navigation lines start with ``Home``, copyright lines with ``©``), as boundary markers in
+    fastText's character n-grams do.
+    """
+    norm = [_DIGIT_RE.sub("0", t.lower()) for t in toks[:max_tokens]]
+    out = [_bucket("u:" + t, n_buckets) for t in norm]
+    out.extend(_bucket("b:" + a + " " + b, n_buckets) for a, b in zip(norm, norm[1:]))
+    if markers and norm:
+        out.append(_bucket("^" + norm[0], n_buckets))
+        out.append(_bucket(norm[-1] + "$", n_buckets))
+    if not out:
+        out.append(_bucket("<empty>", n_buckets))
+    return out
+
+
+def token_prf(pred: str, gold: str) -> tuple[int, int, int]:
+    """Bag-of-tokens overlap ``(tp, n_pred, n_gold)`` as in the CleanEval / article-extraction
+    benchmarks: the multiset intersection of :func:`eval_tokens` of both texts."""
+    p = Counter(eval_tokens(pred))
+    g = Counter(eval_tokens(gold))
+    tp = sum((p & g).values())
+    return tp, sum(p.values()), sum(g.values())
+
+
+def prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum (Mann-Whitney U) formula, ties given average ranks."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC needs both positive and negative labels")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

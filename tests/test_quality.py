@@ -1,0 +1,113 @@
+"""Quality model: document features, corruptions, ROC-AUC, retraining, default artifact."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from pipeline.filter.quality import (
+    CORRUPTIONS,
+    N_DOC_FEATURES,
+    QUALITY_BELOW,
+    corrupt,
+    doc_features,
+    featurize_docs,
+)
+from pipeline.filter.text import roc_auc
+from tests.test_clutter import sentence
+
+PARAGRAPH = (
+    "The city council voted on Tuesday to spend four million dollars repairing the three bridges that were "
+    "damaged in last month's flood. Engineers had warned that one of them could close within a year.\n"
+    "Residents who spoke at the meeting said the closures had doubled their commute to the hospital, and "
+    "several asked the council to publish a timetable for the work.\n"
+    "The mayor said construction would begin in the spring and that the city would apply for state funds "
+    "to cover part of the cost."
+)
+
+
+def test_doc_features_see_repetition():
+    f_good = doc_features(PARAGRAPH)
+    f_rep = doc_features(PARAGRAPH + ("\nBuy now cheap pills" * 20))
+    assert f_good.shape == (N_DOC_FEATURES,)
+    assert f_rep[7] > f_good[7]  # duplicate-line fraction
+    assert f_rep[12] > f_good[12]  # duplicate 5-gram character fraction
+    assert f_good[20] == 1.0 and doc_features("no ending here")[20] == 0.0
+    assert featurize_docs([PARAGRAPH, ""], 1024).feats.shape == (2, N_DOC_FEATURES)
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_corruptions_change_text(kind):
+    out = corrupt(PARAGRAPH, kind, random.Random(0), other="Home | About\nShare this")
+    assert out != PARAGRAPH and out.strip()
+
+
+def test_corruptions_work_on_chinese():
+    zh = "国务院今天召开常务会议。会议部署了进一步扩大内需的措施。\n专家认为这些措施将有助于稳定经济增长。"
+    assert corrupt(zh, "word_shuffle", random.Random(1)) != zh
+    assert len(corrupt(zh, "repeat_ngram", random.Random(1))) > len(zh)
+
+
+def test_unknown_corruption_is_an_error():
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt(PARAGRAPH, "nope", random.Random(0))
+
+
+def test_roc_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200) + y * 0.3, 1)  # rounding creates ties
+    pos, neg = s[y == 1], s[y == 0]
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    assert roc_auc(y, s) == pytest.approx(pairwise)
+    with pytest.raises(ValueError):
+        roc_auc(np.ones(3), np.ones(3))
+
+
+def _docs(n: int, seed: int, marker_good: bool) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        text = "\n".join(" ".join(sentence(rng) for _ in range(3)) for _ in range(3))
+        marked = i % 2 == 0
+        if marked:
+            text = "zzqx " + text
+        label = int(marker_good) if marked else int(not marker_good)
+        out.append({"doc_id": f"q{seed}-{i}", "text": text, "label": label})
+    return out
+
+
+def test_retrain_on_tiny_file_changes_predictions(tmp_path):
+    from jobs import train_quality
+    from models.quality import load
+
+    models = {}
+    for name, marker_good in (("good", True), ("bad", False)):
+        data = tmp_path / f"{name}.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in _docs(120, 3, marker_good)), encoding="utf-8")
+        train_quality.main(["--data", str(data), "--out", str(tmp_path / name), "--folds", "2", "--epochs", "6",
+                            "--lr", "0.01", "--n-buckets", "4096", "--emb-dim", "8", "--hidden", "16",
+                            "--batch-docs", "16"])
+        models[name] = load(tmp_path / name, "cpu")
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        assert len(cfg["metrics"]["cv"]["fold_auc"]) == 2 and cfg["metrics"]["test"]["auc"] > 0.9
+    probe = [d["text"] for d in _docs(20, 77, True) if d["text"].startswith("zzqx")]
+    good, bad = models["good"].predict(probe), models["bad"].predict(probe)
+    assert good.mean() > 0.5 > bad.mean() and good.mean() - bad.mean() > 0.2
+
+
+def test_default_artifact_prefers_fluent_text():
+    from models.quality import load
+
+    p = load(None, "cpu")
+    rng = random.Random(5)
+    shuffled = corrupt(PARAGRAPH, "word_shuffle", rng)
+    repeated = corrupt(PARAGRAPH, "repeat_lines", rng)
+    s = p.predict([PARAGRAPH, shuffled, repeated])
+    assert s.shape == (3,) and ((s >= 0) & (s <= 1)).all()
+    assert s[0] > s[1] and s[0] > s[2]
+    assert p.predict([]).shape == (0,)
+    assert QUALITY_BELOW == "quality_below_threshold"
