@@ -203,7 +203,7 @@ def test_each_drop_reason(prep):
     assert by_url["http://ads.blocked.example/x"]["drop_reason"] == URL_BLOCKLIST_DOMAIN
     assert by_url["http://a.org/casino-bonus"]["drop_reason"] == URL_BLOCKLIST_KEYWORD
     assert by_url["http://a.org/empty"]["drop_reason"] == P.EXTRACT_EMPTY
-    assert by_url["http://a.org/de"]["drop_reason"] == P.LANG_NOT_KEPT
+    assert by_url["http://a.org/de"]["drop_reason"] == P.LANG_PREFILTER_NOT_KEPT
     assert by_url["http://a.org/de"]["lang"] == "de"
     zh = by_url["http://a.org/zh"]
     assert zh["drop_reason"] is None and zh["lang"] == "zh" and zh["charset"] == "gb18030"
@@ -216,6 +216,23 @@ def test_each_drop_reason(prep):
     assert by_url["http://a.org/en"]["fetch_time"] == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     offsets = [r["warc_offset"] for r in rows]
     assert offsets == sorted(offsets) and offsets[0] == 0
+
+
+def test_lang_prefilter_off_gives_lang_not_kept(pcfg):
+    import dataclasses
+
+    prep = P.Prepare(dataclasses.replace(pcfg, lang_prefilter_threshold=0.0))
+    de = " ".join("Die Stadtverwaltung hat heute neue Pläne für den Ausbau der Radwege vorgestellt." for _ in range(12))
+    rows = run_records(prep, [("http://a.org/de", 200, "text/html", page(de).encode(), "response")])
+    assert rows[0]["drop_reason"] == P.LANG_NOT_KEPT and rows[0]["lang"] == "de"
+
+
+def test_lang_prefilter_keeps_kept_language_with_foreign_boilerplate(prep):
+    # Chinese article inside an English-heavy navigation: the pre-filter must not drop it.
+    nav = "<nav>" + " ".join(f"<a href='/{i}'>Home News Sports Weather Contact</a>" for i in range(5)) + "</nav>"
+    html = page(ARTICLE_ZH).replace("<body>", "<body>" + nav).encode()
+    rows = run_records(prep, [("http://a.org/zh", 200, "text/html; charset=utf-8", html, "response")])
+    assert rows[0]["drop_reason"] is None and rows[0]["lang"] == "zh"
 
 
 def test_lang_below_threshold(pcfg):

@@ -35,6 +35,7 @@ class PrepareConfig:
     lang_threshold: float = 0.65
     keep_langs: list[str] = dataclasses.field(default_factory=lambda: ["zh", "en"])
     lang_sample_chars: int = 2000
+    lang_prefilter_threshold: float = 0.95
     # --- output
     num_files: int = 8
 
@@ -45,6 +46,8 @@ class PrepareConfig:
     def validate(self) -> None:
         if not 0.0 <= self.lang_threshold <= 1.0:
             raise ValueError(f"prepare.lang_threshold={self.lang_threshold} must be in [0, 1]")
+        if not 0.0 <= self.lang_prefilter_threshold <= 1.0:
+            raise ValueError("prepare.lang_prefilter_threshold must be in [0, 1] (0 disables the pre-filter)")
         if self.extract_timeout_s <= 0:
             raise ValueError("prepare.extract_timeout_s must be > 0 (seconds per document)")
         if self.charset_detector not in ("charset_normalizer", "none"):

@@ -60,23 +60,50 @@ def _title(tree: Any) -> str | None:
     return " ".join(node.text_content().split())
 
 
+def parse_html(html: str) -> Any:
+    """Parse once with lxml (trafilatura's loader: repairs common breakage); None if unparseable."""
+    from trafilatura.utils import load_html
+
+    return load_html(html)
+
+
+_SKIP_TAGS = frozenset(("script", "style", "noscript", "template"))
+
+
+def visible_text(tree: Any, max_chars: int = 4000) -> str:
+    """Cheap visible text of the page body (no boilerplate removal), for the language pre-filter."""
+    body = tree.find("body")
+    parts: list[str] = []
+    n = 0
+    for el in (body if body is not None else tree).iter():
+        if not isinstance(el.tag, str) or el.tag in _SKIP_TAGS:
+            continue
+        for t in (el.text, el.tail):
+            if t and not t.isspace():
+                parts.append(t.strip())
+                n += len(t)
+        if n >= max_chars:
+            break
+    return " ".join(parts)
+
+
 def extract(
-    html: str,
+    html: str | Any,
     favor_precision: bool = True,
     include_tables: bool = True,
     fast: bool = True,
     timeout_s: float = 10.0,
     url: str | None = None,
 ) -> tuple[str | None, str | None]:
-    """Return ``(title, text)``; ``text`` is newline-separated lines or None when nothing was found.
+    """Return ``(title, text)`` from an HTML string or an already parsed tree; ``text`` is
+    newline-separated lines or None when nothing was found.
 
     Raises :class:`ExtractTimeout` when the budget runs out.
     """
     import trafilatura
-    from trafilatura.utils import load_html
 
     with time_budget(timeout_s):
-        tree = load_html(html)
+        tree = parse_html(html) if isinstance(html, str) else html
         if tree is None:
             return None, None
         title = _title(tree)

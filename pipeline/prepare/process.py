@@ -17,7 +17,7 @@ from typing import Any
 from pipeline import faults
 from pipeline.prepare import langid
 from pipeline.prepare.charset import decode_html
-from pipeline.prepare.extract import ExtractTimeout, extract
+from pipeline.prepare.extract import ExtractTimeout, extract, parse_html, time_budget, visible_text
 from pipeline.prepare.normalize import content_hash
 from pipeline.prepare.urlfilter import URL_INVALID, UrlFilter, normalize_url, registered_domain
 from pipeline.prepare.warc import WarcError, WarcRecord, iter_records
@@ -30,6 +30,7 @@ CONTENT_TYPE_NOT_HTML = "content_type_not_html"
 EXTRACT_EMPTY = "extract_empty"
 LANG_NOT_KEPT = "lang_not_kept"
 LANG_BELOW_THRESHOLD = "lang_below_threshold"
+LANG_PREFILTER_NOT_KEPT = "lang_prefilter_not_kept"
 EXACT_DUPLICATE = "exact_duplicate"
 ERROR_WARC_BODY = "error_warc_body"
 ERROR_EXTRACT = "error_extract"
@@ -137,8 +138,18 @@ class Prepare:
         html, charset = decode_html(rec.body, rec.content_type, cfg.charset_detector != "none")
         base["charset"] = charset
         try:
+            with time_budget(cfg.extract_timeout_s):
+                tree = parse_html(html)
+            if tree is None:
+                return _row(**base, drop_reason=EXTRACT_EMPTY)
+            # Cheap pre-filter: a page whose raw visible text is confidently in a language we don't
+            # keep skips trafilatura, the costliest step (threshold in conf; 0 disables it).
+            if cfg.lang_prefilter_threshold > 0 and cfg.keep_langs:
+                lang, score = langid.predict([visible_text(tree)], self.lang_model, cfg.lang_sample_chars)[0]
+                if score >= cfg.lang_prefilter_threshold and lang not in cfg.keep_langs:
+                    return _row(**base, lang=lang, lang_score=score, drop_reason=LANG_PREFILTER_NOT_KEPT)
             title, text = extract(
-                html,
+                tree,
                 favor_precision=cfg.favor_precision,
                 include_tables=cfg.include_tables,
                 fast=cfg.fast,
