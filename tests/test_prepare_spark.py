@@ -25,7 +25,7 @@ EXPECTED = {
     "non_html": {"content_type_not_html"},
     "http_status": {"http_status_not_200"},
     "empty_text": {"extract_empty"},
-    "lang": {"lang_not_kept", "lang_below_threshold"},
+    "lang": {"lang_not_kept", "lang_below_threshold", "lang_prefilter_not_kept"},
     "exact_duplicate": {"exact_duplicate"},
     "error": {"error_warc_corrupt", "error_warc_truncated"},
     "not_a_response": {"warc_not_response"},
