@@ -405,15 +405,14 @@ def _set_desc_blocks(nargs: dict) -> None:
 
 # BLOCK_N of the gate/up kernel is per half: a program computes BLOCK_M x (2 * BLOCK_N) outputs.
 GATE_UP_CONFIGS = [
-    _cfg(128, 128, 8, 3), _cfg(128, 64, 4, 4), _cfg(64, 128, 4, 4), _cfg(128, 128, 8, 4),
-    _cfg(128, 128, 8, 3, persistent=True), _cfg(128, 64, 4, 4, persistent=True),
+    _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4), _cfg(64, 128, 4, 4), _cfg(128, 128, 8, 3, persistent=True),
 ]
 MGROUPED_CONFIGS = [
-    _cfg(128, 256, 8, 3), _cfg(128, 128, 8, 4), _cfg(128, 128, 4, 4), _cfg(64, 128, 4, 4), _cfg(128, 256, 8, 4),
+    _cfg(128, 256, 8, 3), _cfg(128, 128, 8, 4), _cfg(64, 128, 4, 4),
     _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 128, 8, 4, persistent=True),
 ]
 WGRAD_CONFIGS = [
-    _cfg(128, 128, 8, 4), _cfg(128, 256, 8, 3), _cfg(128, 128, 4, 4), _cfg(256, 128, 8, 3), _cfg(128, 128, 4, 3),
+    _cfg(128, 128, 8, 4), _cfg(128, 256, 8, 3), _cfg(128, 128, 4, 3),
     _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 128, 8, 4, persistent=True),
 ]
 

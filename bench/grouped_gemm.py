@@ -1,0 +1,180 @@
+"""Grouped SwiGLU expert GEMMs: fused Triton kernels vs torch._grouped_mm vs dense cuBLAS (GPU).
+
+    python -m bench.grouped_gemm [--tokens 4096,16384,32768] [--routing uniform,skewed] [--json OUT]
+
+dots.llm1 shapes by default: 128 experts, top-6, hidden 4096, expert width 1408; M = tokens * 6 rows.
+For each size and routing it times (median of CUDA-event timings, triton.testing.do_bench):
+
+* fused: models.moe.kernels.grouped_mlp_fused (2 kernels forward, 4 backward);
+* grouped_mm: torch._grouped_mm for gate+up and down, SwiGLU in between (autograd backward);
+* dense: cuBLAS matmuls of equal FLOPs ([M, H] x [H, 2I] then [M, I] x [I, H], no activation).
+
+FLOPs counted: forward 6*M*H*I, forward+backward 18*M*H*I (all three paths). Forward is timed without
+autograd (inference); forward+backward with x, w13 and w2 requiring grad. Also prints the error of
+the fused output vs torch._grouped_mm, and a per-kernel breakdown for the first size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+def routing_counts(tokens: int, experts: int, topk: int, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Rows per expert. uniform: every token picks topk distinct experts uniformly; skewed: the
+    same with expert popularity ~ 1/rank (Zipf, s=1), so the top expert gets ~70% of the tokens."""
+    if kind == "uniform":
+        probs = torch.ones(experts)
+    elif kind == "skewed":
+        probs = 1.0 / torch.arange(1, experts + 1, dtype=torch.float64)
+        probs = probs[torch.randperm(experts, generator=gen)]
+    else:
+        raise ValueError(f"routing {kind!r}: uniform or skewed")
+    choice = torch.multinomial(probs.float().expand(tokens, experts), topk, replacement=False, generator=gen)
+    return torch.bincount(choice.flatten(), minlength=experts)
+
+
+def grouped_mm_mlp(x, w13, w2, offs):
+    inter = w2.shape[2]
+    h = torch._grouped_mm(x, w13.transpose(-2, -1), offs=offs)
+    return torch._grouped_mm(F.silu(h[:, :inter]) * h[:, inter:], w2.transpose(-2, -1), offs=offs)
+
+
+def dense_mlp(x, w1, w2):
+    inter = w2.shape[0]
+    return torch.mm(torch.mm(x, w1)[:, :inter], w2)  # [M,H]x[H,2I], then [M,I]x[I,H]: 6*M*H*I
+
+
+def _time_paths(r: dict, x, dy, w13, w2, w1d, w2d, offs, bench) -> None:
+    """Forward and forward+backward times of the three paths into ``r`` (ms and TFLOP/s)."""
+    from models.moe.kernels import grouped_mlp_fused
+
+    m, hid = x.shape
+    inter = w2.shape[2]
+    xg, w13g, w2g = (t.detach().clone().requires_grad_() for t in (x, w13, w2))
+    with torch.no_grad():
+        y_f = grouped_mlp_fused(x, w13, w2, offs)
+        r["fused_fwd_ms"] = bench(lambda: grouped_mlp_fused(x, w13, w2, offs))
+    r["fused_fb_ms"] = bench(lambda: grouped_mlp_fused(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
+    if hasattr(torch, "_grouped_mm"):
+        with torch.no_grad():
+            y_g = grouped_mm_mlp(x, w13, w2, offs)
+            r["err_vs_grouped_mm"] = ((y_f.float() - y_g.float()).norm() / y_g.float().norm()).item()
+            r["gmm_fwd_ms"] = bench(lambda: grouped_mm_mlp(x, w13, w2, offs))
+        r["gmm_fb_ms"] = bench(lambda: grouped_mm_mlp(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
+    xd, w1g, w2dg = (t.detach().clone().requires_grad_() for t in (x, w1d, w2d))
+    with torch.no_grad():
+        r["dense_fwd_ms"] = bench(lambda: dense_mlp(x, w1d, w2d))
+    r["dense_fb_ms"] = bench(lambda: dense_mlp(xd, w1g, w2dg).backward(dy), (xd, w1g, w2dg))
+    fwd_flops, fb_flops = 6 * m * hid * inter, 18 * m * hid * inter
+    for p in ("fused", "gmm", "dense"):
+        if f"{p}_fwd_ms" in r:
+            r[f"{p}_fwd_tflops"] = fwd_flops / r[f"{p}_fwd_ms"] / 1e9
+            r[f"{p}_fb_tflops"] = fb_flops / r[f"{p}_fb_ms"] / 1e9
+
+
+def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict]:
+    """Rows for one token count (every routing); optionally a per-kernel breakdown."""
+    from models.moe.kernels import grouped_gemm as gg
+
+    dev = w13.device
+    n_exp, hid, inter, k = args.experts, args.hidden, args.inter, args.topk
+    m = tokens * k
+    x = torch.randn(m, hid, device=dev, dtype=torch.bfloat16)
+    dy = torch.randn(m, hid, device=dev, dtype=torch.bfloat16)
+    w1d = torch.randn(hid, 2 * inter, device=dev, dtype=torch.bfloat16) / hid**0.5
+    w2d = torch.randn(inter, hid, device=dev, dtype=torch.bfloat16) / inter**0.5
+    rows = []
+    for routing in args.routing.split(","):
+        counts = routing_counts(tokens, n_exp, k, routing, gen)
+        offs = torch.cumsum(counts, 0).to(dev, torch.int32)
+        r = {"tokens": tokens, "rows": m, "routing": routing, "max_rows": int(counts.max()),
+             "empty": int((counts == 0).sum())}
+        _time_paths(r, x, dy, w13, w2, w1d, w2d, offs, bench)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+        torch.cuda.empty_cache()
+    if breakdown:
+        counts = routing_counts(tokens, n_exp, k, "uniform", gen)
+        offs = torch.cumsum(counts, 0).to(dev, torch.int32)
+        act, h = gg.gate_up_swiglu(x, w13, offs, store_h=True)
+        dh = gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h)
+        parts = {
+            "gate_up+swiglu (store h)": (lambda: gg.gate_up_swiglu(x, w13, offs, store_h=True), 4),
+            "gate_up+swiglu": (lambda: gg.gate_up_swiglu(x, w13, offs), 4),
+            "down": (lambda: gg.grouped_mm_fused(act, w2, offs, b_kmajor=True), 2),
+            "d_act+swiglu_bwd": (lambda: gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h), 2),
+            "dx": (lambda: gg.grouped_mm_fused(dh, w13, offs, b_kmajor=False), 4),
+            "dw13": (lambda: gg.weight_grad(dh, x, offs, torch.bfloat16), 4),
+            "dw2": (lambda: gg.weight_grad(dy, act, offs, torch.bfloat16), 2),
+        }
+        print(f"breakdown at {tokens} tokens, uniform routing:")
+        for name, (fn, mult) in parts.items():
+            ms = bench(fn)
+            print(f"  {name:26s} {ms:7.3f} ms  {mult * m * hid * inter / ms / 1e9:6.0f} TFLOP/s", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", default="4096,16384,32768")
+    ap.add_argument("--routing", default="uniform,skewed")
+    ap.add_argument("--experts", type=int, default=128)
+    ap.add_argument("--topk", type=int, default=6)
+    ap.add_argument("--hidden", type=int, default=4096)
+    ap.add_argument("--inter", type=int, default=1408)
+    ap.add_argument("--rep-ms", type=int, default=400)
+    ap.add_argument("--breakdown", action="store_true", help="per-kernel timings for the first size")
+    ap.add_argument("--json", default=None, help="write the rows here")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bench/grouped_gemm.py needs a CUDA GPU (run it through the device tool)", file=sys.stderr)
+        return 2
+    import triton
+    from triton.testing import do_bench
+
+    dev = torch.device("cuda")
+    n_exp, hid, inter = args.experts, args.hidden, args.inter
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  triton {triton.__version__}")
+    gen = torch.Generator().manual_seed(0)
+    w13 = (torch.randn(n_exp, 2 * inter, hid, device=dev) / hid**0.5).to(torch.bfloat16)
+    w2 = (torch.randn(n_exp, hid, inter, device=dev) / inter**0.5).to(torch.bfloat16)
+
+    def bench(fn, grads=()):
+        return do_bench(fn, warmup=50, rep=args.rep_ms, grad_to_none=list(grads), return_mode="median")
+
+    rows = []
+    for n, tokens in enumerate(int(t) for t in args.tokens.split(",")):
+        rows += _bench_size(tokens, args, w13, w2, gen, bench, breakdown=args.breakdown and n == 0)
+        torch.cuda.empty_cache()
+
+    print()
+    hdr = (f"{'tokens':>6} {'routing':>8} | {'fwd TFLOP/s fused/gmm/dense':>28} {'x gmm':>6} {'x dense':>7} | "
+           f"{'fwd+bwd TFLOP/s fused/gmm/dense':>31} {'x gmm':>6} {'x dense':>7} | err")
+    print(hdr)
+    for r in rows:
+        g_f, g_b = r.get("gmm_fwd_tflops", float("nan")), r.get("gmm_fb_tflops", float("nan"))
+        print(f"{r['tokens']:>6} {r['routing']:>8} | "
+              f"{r['fused_fwd_tflops']:>8.0f} {g_f:>8.0f} {r['dense_fwd_tflops']:>10.0f} "
+              f"{r['fused_fwd_tflops'] / g_f:>6.2f} {r['fused_fwd_tflops'] / r['dense_fwd_tflops']:>7.2f} | "
+              f"{r['fused_fb_tflops']:>9.0f} {g_b:>9.0f} {r['dense_fb_tflops']:>11.0f} "
+              f"{r['fused_fb_tflops'] / g_b:>6.2f} {r['fused_fb_tflops'] / r['dense_fb_tflops']:>7.2f} | "
+              f"{r.get('err_vs_grouped_mm', float('nan')):.1e}")
+    from models.moe.kernels import grouped_gemm as gg
+
+    print("autotuned configs (key -> config):")
+    for name, tuned in (("gate_up", gg._gate_up_tuned), ("mgrouped", gg._mgrouped_tuned), ("wgrad", gg._wgrad_tuned)):
+        for key, cfg in tuned.cache.items():
+            print(f"  {name:8s} {key[:8]} -> {cfg.kwargs} w{cfg.num_warps} s{cfg.num_stages}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
