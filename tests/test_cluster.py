@@ -70,6 +70,22 @@ def _wait_for_task_on_a_worker(cluster: StandaloneCluster, proc: subprocess.Pope
     pytest.fail(f"no executor finished a task within {timeout}s:\n{tail(log)}")
 
 
+def _gpu_probe(cluster: StandaloneCluster, dist: Path, log: Path) -> dict:
+    """spark-submit tests/test_cluster_gpu_probe.py with GPU executors; its PROBE line as a dict."""
+    zip_path = dist / "dots_data.zip"
+    cmd = [
+        str(REPO / ".venv" / "bin" / "spark-submit"), "--master", cluster.url, "--driver-memory", "512m",
+        "--conf", "spark.executor.memory=512m", "--conf", "spark.executor.resource.gpu.amount=1",
+        "--conf", "spark.ui.enabled=false", "--py-files", str(zip_path), "--archives", f"{zip_path}#dots_data",
+        str(REPO / "tests" / "test_cluster_gpu_probe.py"), "filter.device=cuda",
+    ]
+    with log.open("wb") as f:
+        r = subprocess.run(cmd, cwd=REPO, env=_env(), stdout=f, stderr=subprocess.STDOUT, timeout=400)
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("PROBE ")]
+    assert r.returncode == 0 and lines, f"GPU probe failed (rc={r.returncode}):\n{tail(log)}"
+    return json.loads(lines[-1][len("PROBE "):])
+
+
 @pytest.mark.cluster
 @pytest.mark.spark
 def test_submit_on_standalone_cluster_survives_worker_loss(tmp_path: Path, tmp_path_factory) -> None:
@@ -81,7 +97,7 @@ def test_submit_on_standalone_cluster_survives_worker_loss(tmp_path: Path, tmp_p
 
     out = tmp_path / "run"
     log = tmp_path / "submit.log"
-    with StandaloneCluster(tmp_path / "cluster", workers=2, cores=1, memory="1g") as cluster:
+    with StandaloneCluster(tmp_path / "cluster", workers=2, cores=1, memory="1g", fake_gpus=1) as cluster:
         proc = _submit(cluster, dist, sample, out, stages, log)
         try:
             victim = _wait_for_task_on_a_worker(cluster, proc, log)
@@ -97,6 +113,7 @@ def test_submit_on_standalone_cluster_survives_worker_loss(tmp_path: Path, tmp_p
             assert len(alive) == cluster.n_workers - 1
         finally:
             kill_group(proc)
+        probe = _gpu_probe(cluster, dist, tmp_path / "probe.log")
     text = log.read_text(errors="replace")
     assert "dots_data.zip" in text or (dist / "dots_data.zip").exists()
     print(f"worker {victim} killed {time.time() - killed_at:.0f}s before the job ended")
@@ -109,3 +126,14 @@ def test_submit_on_standalone_cluster_survives_worker_loss(tmp_path: Path, tmp_p
     assert sum(stats["errors"].values()) >= 1, f"no error_* drop counted for the injected fault: {stats}"
     urls = set(pq.read_table(out / "00_prepare", columns=["url"]).column("url").to_pylist())
     assert fault_url(sample) not in urls
+
+    # Stage-level GPU scheduling on the same cluster (workers announce one fake GPU each): only the
+    # tasks of the RDD with udfs.resources.gpu_profile get a GPU; and executors import the code from
+    # the --py-files zip with REPO_ROOT = the unpacked ./dots_data archive.
+    assert probe["master"] == cluster.url
+    assert probe["profile"]["task"] == {"cpus": 1.0, "gpu": 1.0} and probe["profile"]["executor"] == {}
+    assert [t["gpu"] for t in probe["with_profile"]] == [["0"], ["0"]]
+    assert [t["gpu"] for t in probe["default"]] == [[], []]
+    for t in probe["with_profile"] + probe["default"]:
+        assert "dots_data.zip" in t["pipeline_file"] and str(cluster.base) in t["pipeline_file"], t
+        assert t["repo_root"].endswith("dots_data") and t["conf_found"], t

@@ -333,8 +333,9 @@ class StandaloneCluster:
     Each daemon runs in its own process group, so :meth:`kill_worker` and :meth:`stop` end the
     worker together with the executors and Python workers it launched — and nothing else."""
 
-    def __init__(self, base: Path, workers: int = 2, cores: int = 1, memory: str = "1g"):
+    def __init__(self, base: Path, workers: int = 2, cores: int = 1, memory: str = "1g", fake_gpus: int = 0):
         self.base = base
+        self.fake_gpus = fake_gpus
         self.n_workers = workers
         self.cores = cores
         self.memory = memory
@@ -352,6 +353,7 @@ class StandaloneCluster:
             SPARK_LOG_DIR=str(self.base / "logs"),
             SPARK_DAEMON_MEMORY="384m",
             SPARK_NO_DAEMONIZE="1",
+            SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
         )
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
@@ -394,8 +396,20 @@ class StandaloneCluster:
             env,
         )
         self._wait("the master", lambda: self.status().get("status") == "ALIVE")
+        worker_opts = ""
+        if self.fake_gpus:
+            # Each worker announces GPUs through a discovery script (addresses 0..n-1): enough to
+            # exercise Spark's resource scheduling without a GPU.
+            script = self.base / "fake_gpus.sh"
+            addrs = ", ".join(f'"{i}"' for i in range(self.fake_gpus))
+            script.write_text(f"#!/bin/sh\necho '{{\"name\": \"gpu\", \"addresses\": [{addrs}]}}'\n")
+            script.chmod(0o755)
+            worker_opts = (
+                f"-Dspark.worker.resource.gpu.amount={self.fake_gpus} "
+                f"-Dspark.worker.resource.gpu.discoveryScript={script}"
+            )
         for i in range(self.n_workers):
-            wenv = dict(env, SPARK_WORKER_DIR=str(self.worker_dir(i)))
+            wenv = dict(env, SPARK_WORKER_DIR=str(self.worker_dir(i)), SPARK_WORKER_OPTS=worker_opts)
             self._spawn(
                 f"worker{i}",
                 ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--port", str(free_port()),
