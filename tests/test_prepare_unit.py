@@ -322,3 +322,22 @@ def test_config_errors_are_clear():
         load_config(overrides=["prepare.lang_treshold=0.5"])
     with pytest.raises(ValueError, match="expected a number"):
         load_config(overrides=["prepare.lang_threshold=high"])
+
+
+def test_memory_bounded_by_largest_record_not_file(tmp_path):
+    """Streaming: the reader's peak allocation stays near one record, however long the file."""
+    import tracemalloc
+
+    body = page(ARTICLE_EN * 40).encode()  # ~ 200 KB per record
+    peaks = {}
+    for n in (5, 60):
+        path = tmp_path / f"{n}.warc.gz"
+        path.write_bytes(warc_bytes([(f"http://a.org/{i}", 200, "text/html", body, "response") for i in range(n)]))
+        tracemalloc.start()
+        with open(path, "rb") as f:
+            count = sum(1 for r in iter_records(f, True, 10**7) if r.body)
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert count == n
+    assert peaks[60] < 1.5 * peaks[5] + 2**20, peaks
+    assert peaks[60] < 60 * len(body) / 4, peaks
