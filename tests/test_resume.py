@@ -1,4 +1,8 @@
-"""Crash and rerun: finished stages are skipped, a partial output is never taken as complete."""
+"""Crash and rerun: finished stages are skipped, a partial output is never taken as complete.
+
+The crashed-and-resumed run uses ``local[1]`` and 7 shuffle partitions, the reference ``local[2]``
+and 4: equal outputs also show that the executor count and the partitioning do not matter.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ def test_killed_run_resumes_and_skips_finished_stages(tmp_path: Path, tmp_path_f
     first = out / "00_prepare"
 
     log1 = tmp_path / "log1.txt"
-    proc = start_pipeline(sample, out, stages, log1)
+    proc = start_pipeline(sample, out, stages, log1, master="local[1]", shuffle_partitions=7)
     try:
         staging = _wait_for_staging(out, 0, proc, log1)
         kill_group(proc)  # SIGKILL the driver, its JVM and Python workers: a hard crash mid-stage
@@ -62,7 +66,7 @@ def test_killed_run_resumes_and_skips_finished_stages(tmp_path: Path, tmp_path_f
     parts_before = {p.name: p.stat().st_mtime_ns for p in first.glob("*.parquet")}
 
     log2 = tmp_path / "log2.txt"
-    text = wait_ok(start_pipeline(sample, out, stages, log2), log2)
+    text = wait_ok(start_pipeline(sample, out, stages, log2, master="local[1]", shuffle_partitions=7), log2)
     assert re.search(r"\[prepare\] .*00_prepare is complete \(_SUCCESS\); skipping", text), tail(log2)
     assert (first / "_SUCCESS").stat().st_mtime_ns == success_mtime
     assert {p.name: p.stat().st_mtime_ns for p in first.glob("*.parquet")} == parts_before
