@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, ckpt/, config.json")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key, e.g. train.lr=1e-3 or model.num_layers=4")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="checkpoint and exit after this step (the schedule still spans --steps); "
+                        "for time-limited allocations: rerun the same command to continue")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--no-resume", action="store_true", help="refuse to start if RUN_DIR has a checkpoint")
     return p.parse_args(argv)
@@ -193,7 +196,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # ------------------------------------------------------------ loop
     t_last = time.perf_counter()
     tokens_since = 0
-    for step in range(start_step, args.steps):
+    last_step = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    for step in range(start_step, last_step):
         lr = lr_at(step, args.steps, train.lr, train.warmup_steps, train.decay_frac, train.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         tokens_since += tokens_per_step
         done = step + 1
 
-        if done % train.log_every == 0 or done == args.steps:
+        if done % train.log_every == 0 or done == last_step:
             stats = torch.stack([loss_sum / train.grad_accum, aux_sum / train.grad_accum])
             if world > 1:
                 dist.all_reduce(stats)
@@ -253,7 +257,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"step {done:6d} loss {row['loss']:.4f} aux {row['aux_loss']:.2e} lr {lr:.2e} "
                       f"{tps:,.0f} tok/s{mfu} imbalance {row['load_imbalance'] or 0:.2f}", flush=True)
 
-        if master and ((train.ckpt_every and done % train.ckpt_every == 0) or done == args.steps):
+        if master and ((train.ckpt_every and done % train.ckpt_every == 0) or done == last_step):
             save_checkpoint(run_dir, done, {
                 "step": done,
                 "tokens": tokens_seen,
