@@ -112,10 +112,30 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- signatures
 
 
-def signatures(hash_lists: Sequence[np.ndarray], perms: Permutations) -> np.ndarray:
+def signatures(hash_lists: Sequence[np.ndarray], perms: Permutations, chunk: int = 1 << 15) -> np.ndarray:
     """``[n_docs, num_perm]`` MinHash signatures of a batch; ``hash_lists[i]`` holds document i's
     shingle hashes (any order, duplicates allowed). A document without shingles gets the
-    scheme's empty value (datasketch's initial hash values) in every slot."""
+    scheme's empty value (datasketch's initial hash values) in every slot.
+
+    Documents are processed in groups of about ``chunk`` shingle hashes, so the working buffer
+    (``chunk`` x 8 bytes) stays in the CPU's L2 cache."""
+    n = len(hash_lists)
+    if n == 0:
+        return np.empty((0, perms.num_perm), dtype=_DTYPE[perms.scheme])
+    groups, start, acc = [], 0, 0
+    for i, h in enumerate(hash_lists):
+        acc += len(h)
+        if acc >= chunk:
+            groups.append((start, i + 1))
+            start, acc = i + 1, 0
+    if start < n:
+        groups.append((start, n))
+    if len(groups) == 1:
+        return _signatures(hash_lists, perms)
+    return np.concatenate([_signatures(hash_lists[a:b], perms) for a, b in groups])
+
+
+def _signatures(hash_lists: Sequence[np.ndarray], perms: Permutations) -> np.ndarray:
     scheme = perms.scheme
     dtype = _DTYPE[scheme]
     n = len(hash_lists)

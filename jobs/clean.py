@@ -1,0 +1,146 @@
+"""Stage 2a ``clean``: line-level dedup (dots.llm1) + Gopher/RefinedWeb/C4 heuristic filters.
+
+    python -m jobs.clean --input OUT_prepare --output OUT_clean [--set clean.line_dedup.previous_counts=OLD/_line_counts]
+
+Plan (nothing is collected to the driver):
+1. ``mapInArrow``: each document's first/last content lines -> (doc_id, fetch_time, line_idx,
+   line_hash) rows, written once to a work folder;
+2. counts per line_hash (+ a previous run's counts when configured) -> ``OUT/_line_counts``;
+3. for lines over the limit, ``row_number`` over (fetch_time, doc_id, line_idx) marks the
+   occurrences past the limit; they are grouped per document into ``del_idx``;
+4. ``mapInArrow``: delete those lines, apply the C4 line rules, compute every ``h_*`` signal and
+   the drop reason from the configured bounds; ``write_documents`` writes kept and dropped rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from jobs.common import StageContext, _rename_parts, main, write_sorted
+
+LINE_COUNTS = "_line_counts"
+WORK = "_work_clean"
+
+
+def line_dedup_deletions(ctx: StageContext, docs):
+    """DataFrame (doc_id, del_idx: array<int>) of the line occurrences to delete; writes the merged
+    line-count table to ``OUT/_line_counts`` and its figures to ``stats.extra``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from udfs.clean import CANDIDATE_SCHEMA, candidates_fn
+
+    ld = ctx.section.line_dedup
+    prev_path = previous_counts_path(ctx)
+    work = ctx.path(WORK)
+    cand_path = work + "/candidates"
+    (
+        docs.select("doc_id", F.col("fetch_time").cast("timestamp").alias("fetch_time"), "text")
+        .mapInArrow(candidates_fn(ld.head_lines, ld.tail_lines, ld.store_examples), CANDIDATE_SCHEMA)
+        .write.mode("overwrite")
+        .parquet(cand_path)
+    )
+    cand = ctx.spark.read.parquet(cand_path)
+    counts = cand.groupBy("line_hash").agg(F.count(F.lit(1)).alias("here"))
+    if prev_path:
+        prev = ctx.spark.read.parquet(prev_path).select("line_hash", F.col("count").alias("prev"))
+        merged = counts.join(prev, "line_hash", "full_outer")
+    else:
+        merged = counts.withColumn("prev", F.lit(None).cast("long"))
+    merged = merged.select(
+        "line_hash",
+        F.coalesce("prev", F.lit(0)).cast("long").alias("prev"),
+        (F.coalesce("here", F.lit(0)) + F.coalesce("prev", F.lit(0))).cast("long").alias("count"),
+    )
+    merged_path = work + "/merged"
+    merged.write.mode("overwrite").parquet(merged_path)
+    merged = ctx.spark.read.parquet(merged_path)
+    over = merged.filter(F.col("count") > ld.max_occurrences).select("line_hash", "prev")
+    occ = cand.join(over, "line_hash")
+    w = Window.partitionBy("line_hash").orderBy(F.asc_nulls_last("fetch_time"), "doc_id", "line_idx")
+    ranked = occ.withColumn("rank", F.row_number().over(w))
+    deleted = ranked.filter(F.col("prev") + F.col("rank") > ld.max_occurrences)
+    deleted_path = work + "/deleted"
+    deleted.select("doc_id", "line_idx", "line_hash", "rank", "line").write.mode("overwrite").parquet(
+        deleted_path
+    )
+    deleted = ctx.spark.read.parquet(deleted_path)
+
+    table = merged.select("line_hash", "count")
+    if ld.store_examples:
+        ex = (
+            cand.join(over.select("line_hash"), "line_hash")
+            .groupBy("line_hash")
+            .agg(F.min("line").alias("example"))
+        )
+        table = table.join(ex, "line_hash", "left")
+    write_sorted(table, ctx.path(LINE_COUNTS), max(1, _partitions(ctx) // 4), "line_hash", mode="overwrite")
+    _rename_parts(ctx.fs, ctx.path(LINE_COUNTS))
+
+    figures = merged.agg(
+        F.count(F.lit(1)).alias("distinct_lines"),
+        F.sum(F.col("count") - F.col("prev")).alias("candidate_lines"),
+        F.sum(F.when(F.col("count") > ld.max_occurrences, 1).otherwise(0)).alias("lines_over_limit"),
+    ).first()
+    dfig = deleted.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("doc_id").alias("docs")).first()
+    ctx.stats.extra["line_dedup"] = {
+        "candidate_lines": int(figures["candidate_lines"] or 0),
+        "distinct_lines": int(figures["distinct_lines"] or 0),
+        "lines_over_limit": int(figures["lines_over_limit"] or 0),
+        "lines_deleted": int(dfig["n"] or 0),
+        "documents_touched": int(dfig["docs"] or 0),
+        "previous_counts": prev_path,
+    }
+    return deleted.groupBy("doc_id").agg(F.collect_list("line_idx").alias("del_idx"))
+
+
+def previous_counts_path(ctx: StageContext) -> str | None:
+    """``--previous-line-counts`` wins over ``clean.line_dedup.previous_counts``; checked to exist."""
+    cli = getattr(ctx.extra_args, "previous_line_counts", None) if ctx.extra_args else None
+    p = cli or ctx.section.line_dedup.previous_counts
+    if p and not ctx.fs.exists(p):
+        raise ValueError(
+            f"previous line counts {p} do not exist; pass an earlier clean run's OUT/{LINE_COUNTS} "
+            "or unset clean.line_dedup.previous_counts"
+        )
+    return p
+
+
+def _partitions(ctx: StageContext) -> int:
+    return int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
+
+
+def run(ctx: StageContext) -> None:
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from pipeline.clean.heuristics import HeuristicParams
+    from udfs.clean import score_fn, scored_schema
+
+    c = ctx.section
+    docs = ctx.read_previous()
+    if "drop_reason" in docs.columns:
+        docs = docs.drop("drop_reason")
+    if c.line_dedup.enabled:
+        dels = line_dedup_deletions(ctx, docs)
+        docs = docs.join(dels, "doc_id", "left")
+    else:
+        docs = docs.withColumn("del_idx", F.lit(None).cast(T.ArrayType(T.IntegerType())))
+    out_schema = scored_schema(docs.schema)
+    scored = docs.mapInArrow(score_fn(HeuristicParams.from_config(c), c.bounds_for, out_schema), out_schema)
+    try:
+        ctx.write_documents(scored, c.num_files)
+    finally:
+        ctx.fs.delete(ctx.path(WORK))
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--previous-line-counts",
+        default=None,
+        help="an earlier clean run's OUT/_line_counts; its counts are added first (incremental line dedup)",
+    )
+
+
+if __name__ == "__main__":
+    main("clean", run, add_args=add_args, description=__doc__.splitlines()[0])

@@ -1,0 +1,179 @@
+"""Stage 2b ``dedup``: MinHash-LSH near dedup + connected components (dots.llm1 report).
+
+    python -m jobs.dedup --input OUT_clean --output OUT_dedup [--set dedup.verify=true]
+
+Plan (nothing is collected to the driver):
+1. every document gets an internal 64-bit node id; ``mapInArrow`` computes its MinHash signature
+   (numpy over the Arrow batch) and 128 band keys -> work table (nid, doc_id, keys);
+2. band keys are exploded and grouped: every bucket with more than one document yields star edges
+   from each member to the bucket's smallest node id (no pair enumeration);
+3. optionally (``dedup.verify``) edges whose exact shingle Jaccard is below the threshold go;
+4. connected components by large-star / small-star rounds (Kiveris et al. 2014), each round
+   written to Parquet (lineage cut) until the edges form stars around each component's minimum;
+5. per component the document with the smallest (hash(seed:doc_id), doc_id) survives; every row
+   gets ``dup_cluster`` (the survivor's doc_id) and ``dup_cluster_size``; the others are dropped
+   with reason ``minhash_duplicate``.
+"""
+
+from __future__ import annotations
+
+from jobs.common import StageContext, main
+
+REASON_DUPLICATE = "minhash_duplicate"
+WORK = "_work_dedup"
+
+
+def connected_components(spark, edges, work: str, max_iterations: int = 60, partitions: int = 8):
+    """(src, dst) edges -> ``(DataFrame(nid, root), rounds)``: every node with an edge and the
+    smallest node id of its component. Large-star then small-star per round; each round's edges
+    are written under ``work`` (checkpoint) and the loop ends when every edge points to a root."""
+    from pyspark.sql import functions as F
+
+    e = edges.select(F.greatest("src", "dst").alias("src"), F.least("src", "dst").alias("dst")).filter(
+        F.col("src") != F.col("dst")
+    )
+    rounds = 0
+    while True:
+        rounds += 1
+        if rounds > max_iterations:
+            raise RuntimeError(
+                f"connected components did not converge in {max_iterations} rounds; raise dedup.max_iterations"
+            )
+        # large-star: each node links its larger neighbours to min(its neighbourhood + itself)
+        both = e.select(F.col("src").alias("u"), F.col("dst").alias("v")).unionByName(
+            e.select(F.col("dst").alias("u"), F.col("src").alias("v"))
+        )
+        mins = both.groupBy("u").agg(F.min("v").alias("mv"))
+        ls = (
+            both.filter(F.col("v") > F.col("u"))
+            .join(mins, "u")
+            .select(F.col("v").alias("src"), F.least("u", "mv").alias("dst"))
+            .distinct()
+        )
+        # small-star: each node links itself and its smaller neighbours to the smallest of them
+        m2 = ls.groupBy("src").agg(F.min("dst").alias("m"))
+        pairs = ls.join(m2, "src").select(
+            F.explode(
+                F.array(
+                    F.struct(F.col("src").alias("a"), F.col("m").alias("b")),
+                    F.struct(F.col("dst").alias("a"), F.col("m").alias("b")),
+                )
+            ).alias("p")
+        )
+        ss = pairs.select(F.col("p.a").alias("src"), F.col("p.b").alias("dst")).filter(
+            F.col("src") != F.col("dst")
+        )
+        path = f"{work}/cc_{rounds:03d}"
+        ss.distinct().repartition(partitions, "src").write.mode("overwrite").parquet(path)
+        e = spark.read.parquet(path)
+        not_star = e.join(e.select(F.col("src").alias("dst")).distinct(), "dst", "left_semi")
+        if not_star.limit(1).count() == 0:
+            break
+    comps = e.select(F.col("src").alias("nid"), F.col("dst").alias("root")).unionByName(
+        e.select(F.col("dst").alias("nid"), F.col("dst").alias("root")).distinct()
+    )
+    return comps, rounds
+
+
+def run(ctx: StageContext) -> None:
+    from pyspark.sql import functions as F
+
+    from pipeline.dedup.minhash import MinHashParams
+    from udfs.dedup import JACCARD_SCHEMA, bands_fn, jaccard_fn, priority_fn, signature_schema
+
+    d = ctx.section
+    p = MinHashParams.from_config(d)
+    parts = d.cc_partitions or int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
+    work = ctx.path(WORK)
+    docs = ctx.read_previous()
+    if "drop_reason" in docs.columns:
+        docs = docs.drop("drop_reason")
+    try:
+        # 1. signatures -> band keys, computed once and stored with the node id
+        sig_path = work + "/signatures"
+        (
+            docs.select("doc_id", "text", "lang")
+            .withColumn("nid", F.monotonically_increasing_id())
+            .mapInArrow(bands_fn(p, d.verify), signature_schema(d.verify))
+            .write.mode("overwrite")
+            .parquet(sig_path)
+        )
+        sigs = ctx.spark.read.parquet(sig_path)
+
+        # 2. star edges: every member of a multi-document bucket -> the bucket's smallest nid
+        buckets = (
+            sigs.select("nid", F.explode("keys").alias("key"))
+            .groupBy("key")
+            .agg(F.min("nid").alias("root"), F.collect_list("nid").alias("members"))
+            .filter(F.size("members") > 1)
+        )
+        edges = (
+            buckets.select(F.explode("members").alias("src"), "root")
+            .filter(F.col("src") != F.col("root"))
+            .select("src", F.col("root").alias("dst"))
+            .distinct()
+        )
+        edges_path = work + "/edges"
+        edges.repartition(parts, "src").write.mode("overwrite").parquet(edges_path)
+        edges = ctx.spark.read.parquet(edges_path)
+        extra: dict = {"candidate_edges": edges.count()}
+
+        # 3. optional verification by exact shingle Jaccard
+        if d.verify:
+            a = sigs.select(
+                F.col("nid").alias("src"), F.col("text").alias("text_a"), F.col("lang").alias("lang_a")
+            )
+            b = sigs.select(
+                F.col("nid").alias("dst"), F.col("text").alias("text_b"), F.col("lang").alias("lang_b")
+            )
+            scored = edges.join(a, "src").join(b, "dst").mapInArrow(jaccard_fn(p), JACCARD_SCHEMA)
+            ver_path = work + "/edges_verified"
+            scored.filter(F.col("jaccard") >= d.verify_threshold).select("src", "dst").write.mode(
+                "overwrite"
+            ).parquet(ver_path)
+            edges = ctx.spark.read.parquet(ver_path)
+            extra["verified_edges"] = edges.count()
+
+        # 4. connected components
+        comps, rounds = connected_components(ctx.spark, edges, work, d.max_iterations, parts)
+        extra["cc_rounds"] = rounds
+
+        # 5. survivor per component: smallest (hash(seed:doc_id), doc_id)
+        members = sigs.select("nid", "doc_id").join(comps, "nid")
+        members = members.mapInArrow(
+            priority_fn(ctx.cfg.seed),
+            "nid long, doc_id string, root long, prio long",
+        )
+        best = members.groupBy("root").agg(
+            F.min(F.struct("prio", "doc_id")).alias("best"), F.count(F.lit(1)).alias("size")
+        )
+        clusters = members.join(best, "root").select(
+            "doc_id",
+            F.col("best.doc_id").alias("dup_cluster_id"),
+            F.col("size").cast("int").alias("dup_size"),
+        )
+        clusters_path = work + "/clusters"
+        clusters.write.mode("overwrite").parquet(clusters_path)
+        clusters = ctx.spark.read.parquet(clusters_path)
+        fig = clusters.agg(F.countDistinct("dup_cluster_id").alias("c"), F.count(F.lit(1)).alias("n")).first()
+        extra["clusters"] = int(fig["c"] or 0)
+        extra["documents_in_clusters"] = int(fig["n"] or 0)
+        ctx.stats.extra["minhash"] = extra
+
+        out = (
+            docs.join(clusters, "doc_id", "left")
+            .withColumn("dup_cluster", F.coalesce("dup_cluster_id", "doc_id"))
+            .withColumn("dup_cluster_size", F.coalesce("dup_size", F.lit(1)).cast("int"))
+            .withColumn(
+                "drop_reason",
+                F.when(F.col("dup_cluster") != F.col("doc_id"), F.lit(REASON_DUPLICATE)).cast("string"),
+            )
+            .drop("dup_cluster_id", "dup_size")
+        )
+        ctx.write_documents(out, d.num_files)
+    finally:
+        ctx.fs.delete(work)
+
+
+if __name__ == "__main__":
+    main("dedup", run, description=__doc__.splitlines()[0])
