@@ -114,3 +114,24 @@ def test_cli(run_dir: Path) -> None:
     r = subprocess.run([VPY, "-m", "jobs.report", "--input", str(run_dir / "missing")], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_report_of_a_real_run(tmp_path_factory) -> None:
+    """jobs.pipeline wrote report.html at the end of the reference run; its figures match _stats.json."""
+    from tests.test_cluster_support import reference_run
+
+    ref = reference_run(tmp_path_factory)
+    page = (ref / "report.html").read_text()
+    fig = report.collect(str(ref))
+    assert fig.stages and all(s.complete for s in fig.stages)
+    for sf in fig.stages:
+        stats = json.loads((Path(sf.path) / "_stats.json").read_text())
+        assert sf.stats == stats
+        assert f"{sf.index:02d}_{sf.stage}" in page and f"{stats['output']:,}" in page
+        for reason in stats["dropped"]:
+            assert reason in page
+    assert (ref / "report" / "funnel.png").exists()
+    prep = fig.stages[0]
+    assert prep.distributions.get("lang") and set(prep.distributions["lang"]) <= {"en", "zh"}
