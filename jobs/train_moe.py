@@ -31,12 +31,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from models.moe.config import load_moe_config
 from models.moe.data import make_loader
 from models.moe.model import MoETransformer, count_params, flops_per_token, peak_flops
-from pipeline.tokenize.loader import PackedShards, read_index
+from pipeline.tokenize.synthetic import SyntheticBatches
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="jobs.train_moe", description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="token shard folder (with index.json) made by jobs.tokenize")
+    p.add_argument("--data", required=True,
+                   help="token shard folder (with index.json) made by jobs.tokenize, or synthetic:VOCAB for "
+                        "random tokens (timing the model alone)")
     p.add_argument("--config", required=True, help="conf/moe/NAME.yaml (sections model: and train:)")
     p.add_argument("--steps", type=int, required=True, help="total optimizer steps of the run")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, ckpt/, config.json")
@@ -116,7 +118,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     # ------------------------------------------------------------ config
     model_cfg, train = load_moe_config(args.config, parse_overrides(args.set))
-    index = read_index(args.data)
+    synthetic = args.data.startswith("synthetic:")
+    if synthetic:
+        index = {"vocab_size": int(args.data.split(":", 1)[1])}
+    else:
+        from pipeline.tokenize.loader import read_index  # pyarrow only when reading shards
+
+        index = read_index(args.data)
     if model_cfg.vocab_size == 0:
         # Round up to a multiple of 128: matmul tiles stay full and the logits stay aligned.
         model_cfg = dataclasses.replace(model_cfg, vocab_size=-(-int(index["vocab_size"]) // 128) * 128)
@@ -175,8 +183,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     # ------------------------------------------------------------ data
     # One batch per micro step; the position of step s is s * grad_accum on every rank.
-    packed = PackedShards(args.data, train.seq_len, train.micro_batch, rank, world, seed=train.seed,
-                          shuffle=train.shuffle)
+    if synthetic:
+        packed = SyntheticBatches(index["vocab_size"], train.seq_len, train.micro_batch, rank, train.seed)
+    else:
+        from pipeline.tokenize.loader import PackedShards
+
+        packed = PackedShards(args.data, train.seq_len, train.micro_batch, rank, world, seed=train.seed,
+                              shuffle=train.shuffle)
     loader = iter(make_loader(packed, start_step * train.grad_accum, train.num_workers, device.type == "cuda"))
 
     # ------------------------------------------------------------ bookkeeping
@@ -257,7 +270,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"step {done:6d} loss {row['loss']:.4f} aux {row['aux_loss']:.2e} lr {lr:.2e} "
                       f"{tps:,.0f} tok/s{mfu} imbalance {row['load_imbalance'] or 0:.2f}", flush=True)
 
-        if master and ((train.ckpt_every and done % train.ckpt_every == 0) or done == last_step):
+        periodic = train.ckpt_every > 0 and done % train.ckpt_every == 0
+        if master and train.ckpt_every >= 0 and (periodic or done == last_step):
             save_checkpoint(run_dir, done, {
                 "step": done,
                 "tokens": tokens_seen,

@@ -72,7 +72,7 @@ class TrainConfig:
     clip: float = 1.0
     seed: int = 0
     log_every: int = 1
-    ckpt_every: int = 100  # 0 = only at the end
+    ckpt_every: int = 100  # 0 = only at the end (or --stop-at); < 0 = never (benchmarks)
     keep_ckpts: int = 2
     num_workers: int = 0  # loader worker processes per rank
     shuffle: bool = True

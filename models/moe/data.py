@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-
-from pipeline.tokenize.loader import PackedShards
 
 
 class ShardBatches(IterableDataset):
     """Yields ``(k, tokens [B, S+1] int64)`` for ``k = start, start+1, ...`` of one rank.
 
+    ``packed`` is a ``pipeline.tokenize.loader.PackedShards`` (or ``SyntheticBatches``).
+
     Worker ``w`` of ``W`` makes batches ``start+w, start+w+W, ...``; ``DataLoader`` takes from its
     workers round-robin, so the output order is ``start, start+1, ...`` whatever ``W`` is.
     """
 
-    def __init__(self, packed: PackedShards, start: int = 0) -> None:
+    def __init__(self, packed: Any, start: int = 0) -> None:
         self.packed, self.start = packed, start
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
@@ -27,7 +28,7 @@ class ShardBatches(IterableDataset):
             yield k, torch.from_numpy(batch)
 
 
-def make_loader(packed: PackedShards, start: int, num_workers: int, pin_memory: bool) -> DataLoader:
+def make_loader(packed: Any, start: int, num_workers: int, pin_memory: bool) -> DataLoader:
     return DataLoader(
         ShardBatches(packed, start),
         batch_size=None,

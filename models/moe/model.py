@@ -162,9 +162,10 @@ class MoE(nn.Module):
         offsets_E = torch.cumsum(load_E, 0).to(torch.int32)
         y_MD = grouped_mlp(x_TD[token_of_M], self.w13, self.w2, offsets_E)
         y_MD = y_MD * weights_TK.reshape(-1)[order_M].unsqueeze(-1).to(y_MD.dtype)
-        out_TD = torch.zeros(b * s, d, dtype=y_MD.dtype, device=x_TD.device).index_add_(0, token_of_M, y_MD)
+        # Combine the K expert outputs of each token in fp32 (bf16 sums lose the small contributions).
+        out_TD = torch.zeros(b * s, d, dtype=torch.float32, device=x_TD.device).index_add_(0, token_of_M, y_MD.float())
         if self.shared is not None:
-            out_TD = out_TD + self.shared(x_TD)
+            out_TD = out_TD + self.shared(x_TD).float()
         if self.training:
             load = load_E.detach()
             self.last_load = load
@@ -174,7 +175,7 @@ class MoE(nn.Module):
             aux = sequence_balance_loss(
                 scores_TE.view(b, s, -1), expert_ids_TK.view(b, s, -1), self.alpha
             )
-        return out_TD.view(b, s, d), aux
+        return out_TD.to(x_BSD.dtype).view(b, s, d), aux
 
     @torch.no_grad()
     def update_bias(self, rate: float) -> torch.Tensor | None:
