@@ -183,3 +183,39 @@ def test_config_section_defaults_and_validation():
     assert cfg.tokenize.train_auto and cfg.tokenize.tokens_per_shard == 1 << 27
     with pytest.raises(ValueError, match="tokenize.engine"):
         load_config(overrides=["tokenize.engine=fast"])
+
+
+def test_train_tokenizer_job_reads_parquet_jsonl_and_text(tmp_path):
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    from jobs.train_tokenizer import main as train_main
+
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    table = pa.table({"doc_id": [str(i) for i in range(100)], "text": CORPUS[:100]})
+    pq.write_table(table, stage / "part-00000.parquet")
+    (stage / "_SUCCESS").write_text("")
+    (stage / "_stats.json").write_text("{}")  # side files of a stage output are skipped
+    jsonl = tmp_path / "docs.jsonl.gz"
+    with gzip.open(jsonl, "wt", encoding="utf-8") as f:
+        for t in CORPUS[100:200]:
+            f.write(json.dumps({"text": t}) + "\n")
+    txt = tmp_path / "docs.txt"
+    txt.write_text("\n".join(t.replace("\r", " ").replace("\n", " ") for t in CORPUS[200:280]), encoding="utf-8")
+
+    info = train_main(["--input", str(stage), str(jsonl), str(txt), "--output", str(tmp_path / "tok"),
+                       "--vocab-size", "600"])
+    assert info["documents"] == 280 and info["vocab_size"] <= 600
+    loaded = load_tokenizer(tmp_path / "tok")
+    assert loaded.sha256 == info["sha256"] and loaded.eos_token == EOS_TOKEN
+    assert (tmp_path / "tok" / "_SUCCESS").exists()
+    again = train_main(["--input", str(stage), str(jsonl), str(txt), "--output", str(tmp_path / "tok2"),
+                        "--vocab-size", "600"])
+    assert again["sha256"] == info["sha256"]  # deterministic
+    assert train_main(["--input", str(stage), "--output", str(tmp_path / "tok"), "--vocab-size", "600"]) == info
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        train_main(["--input", str(bad), "--output", str(tmp_path / "tok3")])
