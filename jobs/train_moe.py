@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 # max/mean tokens per expert (1.0 = perfectly balanced), mean and worst over MoE layers
                 "load_imbalance": sum(imbalance) / len(imbalance) if imbalance else None,
                 "load_imbalance_max": max(imbalance) if imbalance else None,
+                "max_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
             }
             history.append(row)
             if master:
