@@ -16,14 +16,20 @@ Kernels (bf16 operands, fp32 accumulation, one launch each, no host sync, no loo
   grouped GEMM over the token dimension; empty experts get zeros).
 
 Row groups are found on the device: every program reads the E offsets, prefix-sums the per-expert
-tile counts (``tl.cumsum``) and looks up its expert, so the grid is an upper bound
-(``cdiv(M, BLOCK_M) + E`` row tiles) whose surplus programs exit at once. Rows past an expert's end
-inside a tile are computed on neighbouring rows and masked at the store (never stored), so uneven
-loads, empty experts and row counts that are not tile multiples need no padding.
+tile counts (``tl.cumsum``) and looks up its expert. Grid mode launches an upper bound
+(``cdiv(M, BLOCK_M) + E`` row tiles) whose surplus programs exit at once; PERSISTENT configs launch one
+program per SM that loops over the real tiles (``tl.range(..., flatten=True)``, so the next tile's
+loads overlap this tile's epilogue). Rows past an expert's end inside a tile are computed on
+neighbouring rows and never stored, so uneven loads, empty experts and row counts that are not tile
+multiples need no padding.
 
-``DOTS_GG_TMA`` (default 1 on Hopper): load GEMM operands with TMA tensor descriptors instead of
-pointer loads (needs H and I multiples of 8). ``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes
-per (M bucket, N, K); 0 uses the first config of each list (fast start, tests).
+With TMA (the default on Hopper, ``DOTS_GG_TMA=1``; needs H and I multiples of 8) operands are loaded
+by tensor descriptors, and outputs are stored through ragged descriptors
+(``triton.tools.ragged_tma``): the copy engine itself drops rows past the expert's end, and the
+weight-gradient kernels read each expert's rows with ragged loads (zeros past the end). Without TMA
+the same kernels use masked pointer loads and stores (a correctness fallback, not tuned).
+``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes per (M bucket, N, K, variant); 0 uses the first
+config of each list (fast start, tests).
 """
 
 from __future__ import annotations
