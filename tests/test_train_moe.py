@@ -80,3 +80,22 @@ def test_wsd_schedule():
 def test_trainer_never_imports_pyspark():
     code = "import sys, jobs.train_moe; bad = [m for m in sys.modules if m.startswith('pyspark')]; assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=".")
+
+
+@pytest.mark.slow
+def test_two_ranks_with_torchrun_on_cpu(shards, tmp_path):
+    """DDP over gloo: both ranks step together, loads are all-reduced, rank 0 writes the run folder."""
+    import os
+    import shutil
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    cmd = [torchrun, "--nproc-per-node", "2", "--master-port", "29561", "-m", "jobs.train_moe", "--data", shards,
+           "--config", "conf/moe/tiny.yaml", "--steps", "3", "--out", str(tmp_path / "ddp"), "--device", "cpu",
+           "--set", "train.seq_len=32", "--set", "train.grad_accum=2"]
+    subprocess.run(cmd, check=True, cwd=".", timeout=600, capture_output=True)
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert rows[0]["tokens"] == 2 * 2 * 4 * 32  # ranks x grad_accum x micro_batch x seq_len
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world"] == 2
