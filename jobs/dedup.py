@@ -17,6 +17,8 @@ Plan (nothing is collected to the driver):
 
 from __future__ import annotations
 
+import time
+
 from jobs.common import StageContext, main
 
 REASON_DUPLICATE = "minhash_duplicate"
@@ -83,6 +85,14 @@ def run(ctx: StageContext) -> None:
 
     d = ctx.section
     p = MinHashParams.from_config(d)
+    t0 = time.time()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        nonlocal t0
+        phases[name] = round(time.time() - t0, 2)
+        t0 = time.time()
+
     parts = d.cc_partitions or int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
     work = ctx.path(WORK)
     docs = ctx.read_previous()
@@ -99,6 +109,7 @@ def run(ctx: StageContext) -> None:
             .parquet(sig_path)
         )
         sigs = ctx.spark.read.parquet(sig_path)
+        phase("signatures")
 
         # 2. star edges: every member of a multi-document bucket -> the bucket's smallest nid
         buckets = (
@@ -117,6 +128,7 @@ def run(ctx: StageContext) -> None:
         edges.repartition(parts, "src").write.mode("overwrite").parquet(edges_path)
         edges = ctx.spark.read.parquet(edges_path)
         extra: dict = {"candidate_edges": edges.count()}
+        phase("edges")
 
         # 3. optional verification by exact shingle Jaccard
         if d.verify:
@@ -133,10 +145,12 @@ def run(ctx: StageContext) -> None:
             ).parquet(ver_path)
             edges = ctx.spark.read.parquet(ver_path)
             extra["verified_edges"] = edges.count()
+            phase("verify")
 
         # 4. connected components
         comps, rounds = connected_components(ctx.spark, edges, work, d.max_iterations, parts)
         extra["cc_rounds"] = rounds
+        phase("components")
 
         # 5. survivor per component: smallest (hash(seed:doc_id), doc_id)
         members = sigs.select("nid", "doc_id").join(comps, "nid")
@@ -158,6 +172,8 @@ def run(ctx: StageContext) -> None:
         fig = clusters.agg(F.countDistinct("dup_cluster_id").alias("c"), F.count(F.lit(1)).alias("n")).first()
         extra["clusters"] = int(fig["c"] or 0)
         extra["documents_in_clusters"] = int(fig["n"] or 0)
+        phase("survivors")
+        extra["phase_seconds"] = phases
         ctx.stats.extra["minhash"] = extra
 
         out = (
@@ -171,6 +187,7 @@ def run(ctx: StageContext) -> None:
             .drop("dup_cluster_id", "dup_size")
         )
         ctx.write_documents(out, d.num_files)
+        phase("write")
     finally:
         ctx.fs.delete(work)
 

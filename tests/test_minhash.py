@@ -131,3 +131,18 @@ def test_lsh_s_curve_128x16():
             assert rate >= 0.93  # ~97% caught
         if target == 0.5:
             assert rate <= 0.02  # almost never
+
+
+@pytest.mark.parametrize("scheme", ["affine64", "affine32", "legacy"])
+def test_tokens_shingle_hash_equals_datasketch_with_hashfunc(scheme):
+    from pipeline.dedup.minhash import token_shingle_hash64
+
+    p = MinHashParams(num_perm=256, bands=16, rows=16, scheme=scheme, perm_seed=9, shingle_hash="tokens")
+    sig, n_sh = batch_signatures(TEXTS, LANGS, p)
+    f = token_shingle_hash64 if scheme == "affine64" else (lambda s: token_shingle_hash64(s) & 0xFFFFFFFF)
+    for i, (t, lg) in enumerate(zip(TEXTS, LANGS)):
+        shs = doc_shingles(t, lg, p)
+        assert n_sh[i] == len(shs)  # no 64-bit collisions among a document's shingles
+        m = MinHash(num_perm=256, seed=9, scheme=scheme, hashfunc=f)
+        m.update_batch(list(shs))
+        assert np.array_equal(m.hashvalues, sig[i]), i

@@ -33,8 +33,7 @@ def bands_fn(p: MinHashParams, keep_text: bool):
 
         from pipeline.dedup.minhash import (
             band_keys,
-            doc_shingles,
-            hash_shingles,
+            doc_shingle_hashes,
             make_permutations,
             signatures,
         )
@@ -43,7 +42,7 @@ def bands_fn(p: MinHashParams, keep_text: bool):
         for batch in batches:
             texts = batch.column("text").to_pylist()
             langs = batch.column("lang").to_pylist()
-            hl = [hash_shingles(doc_shingles(t, lg, p), p.scheme) for t, lg in zip(texts, langs)]
+            hl = [doc_shingle_hashes(t, lg, p) for t, lg in zip(texts, langs)]
             n_sh = np.array([len(h) for h in hl], dtype=np.int32)
             has = np.flatnonzero(n_sh)
             keys = band_keys(signatures([hl[i] for i in has], perms), p.bands, p.rows) if len(has) else None

@@ -15,8 +15,8 @@ from pipeline.dedup.components import union_find_components
 from pipeline.dedup.minhash import (
     MinHashParams,
     band_keys,
+    doc_shingle_hashes,
     doc_shingles,
-    hash_shingles,
     jaccard,
     make_permutations,
     signatures,
@@ -55,12 +55,13 @@ def dedup_reference(
     """``docs``: ``[(doc_id, text, lang)]`` -> ``{doc_id: (dup_cluster, dup_cluster_size)}`` where
     ``dup_cluster`` is the surviving doc_id of the document's component (itself when alone)."""
     perms = make_permutations(p.num_perm, p.perm_seed, p.scheme)
-    shs = [doc_shingles(t, lg, p) for _, t, lg in docs]
-    nz = [i for i, s in enumerate(shs) if s]
-    sig = signatures([hash_shingles(shs[i], p.scheme) for i in nz], perms)
+    hl = [doc_shingle_hashes(t, lg, p) for _, t, lg in docs]
+    nz = [i for i, h in enumerate(hl) if len(h)]
+    sig = signatures([hl[i] for i in nz], perms)
     keys = band_keys(sig, p.bands, p.rows) if nz else np.zeros((0, p.bands), dtype=np.int64)
     edges = {(nz[a], nz[b]) for a, b in star_edges(keys)}
     if verify_threshold is not None:
+        shs = {i: doc_shingles(docs[i][1], docs[i][2], p) for e in edges for i in e}
         edges = {(a, b) for a, b in edges if jaccard(shs[a], shs[b]) >= verify_threshold}
     comp = union_find_components(edges)
     groups: dict[int, list[int]] = defaultdict(list)
