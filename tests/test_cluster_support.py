@@ -289,11 +289,46 @@ def output_digest(run_dir: Path) -> dict[str, str]:
             continue
         data = p.read_bytes()
         if p.name == "_stats.json":
-            d = json.loads(data)
-            d.pop("seconds", None)
-            data = json.dumps(d, sort_keys=True).encode()
+            data = json.dumps(_drop_timings(json.loads(data)), sort_keys=True).encode()
+        elif p.suffix == ".parquet":
+            data = parquet_canonical_bytes(p, data)
         out[rel] = hashlib.sha256(data).hexdigest()
     return out
+
+
+def _drop_timings(obj):
+    """A stats dict without wall-clock figures (any key containing 'seconds', at any depth)."""
+    if isinstance(obj, dict):
+        return {k: _drop_timings(v) for k, v in obj.items() if "seconds" not in k}
+    return obj
+
+
+def parquet_canonical_bytes(path: Path, data: bytes) -> bytes:
+    """Every byte of a Parquet file, except that each column chunk's ``encodings`` list is sorted.
+
+    parquet-mr (Spark's writer) fills that footer list from a ``HashSet<Encoding>``; Java enums hash
+    by identity, which differs from one JVM to the next, so the *order* of that set (e.g.
+    ``[BIT_PACKED, RLE, PLAIN]`` vs ``[RLE, PLAIN, BIT_PACKED]``) is the only thing that varies
+    between two JVMs writing the same rows. Data pages, statistics, offsets and everything else in the
+    footer are compared exactly: the data region byte for byte, the footer through pyarrow's full
+    metadata dump with those lists sorted."""
+    import pyarrow.parquet as pq
+
+    footer_len = int.from_bytes(data[-8:-4], "little")
+    body = data[: len(data) - 8 - footer_len]
+    md = pq.ParquetFile(path).metadata
+    meta = md.to_dict()
+    for rg in meta.get("row_groups", []):
+        for col in rg.get("columns", []):
+            if isinstance(col.get("encodings"), (list, tuple)):
+                col["encodings"] = sorted(col["encodings"])
+    canon = {
+        "meta": meta,
+        "kv": {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (md.metadata or {}).items()},
+        "schema": md.schema.to_arrow_schema().to_string(show_schema_metadata=False),
+        "footer_len": footer_len,
+    }
+    return body + json.dumps(canon, sort_keys=True, default=str).encode()
 
 
 def assert_same_output(a: Path, b: Path) -> None:
