@@ -102,10 +102,14 @@ def collect(args: argparse.Namespace, tax, log=print) -> tuple[list[dict], dict[
     """Labeled rows ``{text, category, url}`` and a URL -> text map of every document read."""
     from pipeline.category.corpus import iter_documents
     from pipeline.category.taxonomy import load_keywords
-    from pipeline.category.weak_labels import WeakLabeler
+    from pipeline.category.weak_labels import WeakLabeler, load_config
 
     excluded = {r["url"] for r in _read_jsonl_urls(args.exclude_urls)}
-    labeler = WeakLabeler(tax, load_keywords(args.keywords, tax)) if args.bootstrap else None
+    labeler = (
+        WeakLabeler(tax, load_keywords(args.keywords, tax), load_config(args.keywords))
+        if args.bootstrap
+        else None
+    )
     rows: list[dict] = []
     url_text: dict[str, str] = {}
     seen: set[str] = set()

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.category.features import batch_features, feature_ids, tokens
 from pipeline.category.taxonomy import load_keywords, load_taxonomy
-from pipeline.category.weak_labels import WeakLabeler, seed_documents, url_words
+from pipeline.category.weak_labels import WeakLabeler, load_config, seed_documents, url_words
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def tax():
 
 @pytest.fixture(scope="module")
 def labeler(tax):
-    return WeakLabeler(tax, load_keywords(None, tax))
+    return WeakLabeler(tax, load_keywords(None, tax), load_config())
 
 
 def name(tax, wl):

@@ -82,6 +82,8 @@ def load(
     from safetensors.torch import load_file
 
     d = Path(path) if path else DEFAULT_DIR
+    if not d.is_absolute() and not d.exists() and (DEFAULT_DIR.parents[1] / d).exists():
+        d = DEFAULT_DIR.parents[1] / d  # a repo-relative path such as "models/category" from any cwd
     cfg_path, w_path = d / CONFIG, d / WEIGHTS
     if not cfg_path.exists() or not w_path.exists():
         raise ValueError(

@@ -141,6 +141,8 @@ def load_keywords(path: str | Path | None, taxonomy: Taxonomy) -> dict[str, dict
     names = set(taxonomy.names())
     out: dict[str, dict[str, list[str]]] = {}
     for leaf, langs in data.items():
+        if str(leaf).startswith("_"):  # settings such as _thresholds, read by weak_labels.load_config
+            continue
         if leaf not in names:
             raise ValueError(f"{p}: {leaf!r} is not an English leaf name of {taxonomy.path}")
         if not isinstance(langs, dict):

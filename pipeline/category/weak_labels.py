@@ -6,8 +6,9 @@ matches, ``word*`` = prefix) and Chinese (substring counts), plus URL words. A d
 leaf is the sum over that leaf's keywords of ``min(count, cap)`` plus ``url_weight`` per URL word. The
 top leaf becomes the label only when the evidence is confident: at least ``min_distinct`` different
 keywords, a score of at least ``min_score`` (and ``min_density`` hits per 1,000 words, so one long page
-cannot collect incidental hits), and ``min_ratio`` times the runner-up's score. Other documents get no
-label and are left out of the silver training set.
+cannot collect incidental hits), and ``min_ratio`` times the runner-up's score (thresholds in the
+``_thresholds`` block of the keyword file). Other documents get no label and are left out of the silver
+training set.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 
-from pipeline.category.taxonomy import Taxonomy
+import yaml
+
+from pipeline.category.taxonomy import DEFAULT_KEYWORDS, REPO_ROOT, Taxonomy
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -47,13 +51,29 @@ class WeakLabel:
 
 @dataclasses.dataclass
 class WeakLabelConfig:
-    min_score: float = 5.0
-    min_distinct: int = 3
-    min_ratio: float = 1.5
-    min_density: float = 4.0  # keyword hits per 1,000 words
+    """Defaults mirror ``_thresholds`` in ``conf/category_keywords.yaml`` (which the jobs read)."""
+
+    min_score: float = 2.0
+    min_distinct: int = 2
+    min_ratio: float = 1.1
+    min_density: float = 1.0  # keyword hits per 1,000 words
     cap: int = 3
     url_weight: float = 3.0
     max_chars: int = 30_000
+
+
+def load_config(path: str | Path | None = None) -> WeakLabelConfig:
+    """The ``_thresholds`` block of the keyword file (default ``conf/category_keywords.yaml``)."""
+    p = Path(path) if path else DEFAULT_KEYWORDS
+    if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
+        p = REPO_ROOT / p
+    with p.open(encoding="utf-8") as f:
+        block = (yaml.safe_load(f) or {}).get("_thresholds") or {}
+    fields = {f.name: f.type for f in dataclasses.fields(WeakLabelConfig)}
+    unknown = sorted(set(block) - set(fields))
+    if unknown:
+        raise ValueError(f"{p}: unknown _thresholds key(s) {unknown}; valid: {sorted(fields)}")
+    return WeakLabelConfig(**block)
 
 
 class WeakLabeler:
