@@ -28,14 +28,25 @@ WORK = "_work_dedup"
 def connected_components(spark, edges, work: str, max_iterations: int = 60, partitions: int = 8):
     """(src, dst) edges -> ``(DataFrame(nid, root), rounds)``: every node with an edge and the
     smallest node id of its component. Large-star then small-star per round; each round's edges
-    are written under ``work`` (checkpoint) and the loop ends when every edge points to a root."""
+    are written under ``work`` (checkpoint) and the loop ends when every edge points to a root
+    (0 rounds when the input edges already are such stars)."""
     from pyspark.sql import functions as F
 
     e = edges.select(F.greatest("src", "dst").alias("src"), F.least("src", "dst").alias("dst")).filter(
         F.col("src") != F.col("dst")
     )
+
+    def is_star_forest(df) -> bool:
+        return (
+            df.join(df.select(F.col("src").alias("dst")).distinct(), "dst", "left_semi").limit(1).count() == 0
+        )
+
     rounds = 0
-    while True:
+    # LSH star edges are often stars already (small clusters): then no round is needed.
+    done = is_star_forest(e.distinct())
+    if done:
+        e = e.distinct()
+    while not done:
         rounds += 1
         if rounds > max_iterations:
             raise RuntimeError(
@@ -68,9 +79,7 @@ def connected_components(spark, edges, work: str, max_iterations: int = 60, part
         path = f"{work}/cc_{rounds:03d}"
         ss.distinct().repartition(partitions, "src").write.mode("overwrite").parquet(path)
         e = spark.read.parquet(path)
-        not_star = e.join(e.select(F.col("src").alias("dst")).distinct(), "dst", "left_semi")
-        if not_star.limit(1).count() == 0:
-            break
+        done = is_star_forest(e)
     comps = e.select(F.col("src").alias("nid"), F.col("dst").alias("root")).unionByName(
         e.select(F.col("dst").alias("nid"), F.col("dst").alias("root")).distinct()
     )

@@ -66,7 +66,7 @@ def test_every_rule_has_a_source_and_default_bounds(clean_cfg):
         assert reason in clean_cfg.rules, f"conf/defaults/clean.yaml lacks rules.{reason}"
 
 
-@pytest.mark.parametrize("text,lang", [(GOOD_EN, "en"), (GOOD_DE, "de"), (GOOD_ZH, "zh")])
+@pytest.mark.parametrize("text,lang", [(GOOD_EN, "en"), (GOOD_DE, "de"), (GOOD_ZH, "zh")], ids=["en", "de", "zh"])
 def test_good_documents_pass(text, lang, clean_cfg, params):
     s = _score(text, lang, params)
     assert set(s) == set(SIGNALS)
