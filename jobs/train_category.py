@@ -98,8 +98,11 @@ def _read_jsonl_urls(paths: list[str]) -> list[dict]:
     return rows
 
 
-def collect(args: argparse.Namespace, tax, log=print) -> tuple[list[dict], dict[str, str]]:
-    """Labeled rows ``{text, category, url}`` and a URL -> text map of every document read."""
+def collect(
+    args: argparse.Namespace, tax, log=print, labels: bool = True
+) -> tuple[list[dict], dict[str, str]]:
+    """Labeled rows ``{text, category, url}`` and a URL -> text map of every document read
+    (``labels=False``: only the map, for evaluating a model)."""
     from pipeline.category.corpus import iter_documents
     from pipeline.category.taxonomy import load_keywords
     from pipeline.category.weak_labels import WeakLabeler, load_config
@@ -122,6 +125,8 @@ def collect(args: argparse.Namespace, tax, log=print) -> tuple[list[dict], dict[
         text, url = doc.get("text") or "", doc.get("url") or ""
         if url:
             url_text.setdefault(url, text)
+        if not labels:
+            continue
         if url and url in excluded:
             n_excl += 1
             continue
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
     tax = load_taxonomy(args.taxonomy)
     t0 = time.time()
     if args.evaluate:
-        _, url_text = collect(argparse.Namespace(**{**vars(args), "bootstrap": True}), tax)
+        _, url_text = collect(args, tax, labels=False)
         pred = load(args.evaluate, "cpu", tax)
         texts, gold = eval_set(args.eval_labels, url_text, tax)
         res = {"model": pred.version, "eval": evaluate(pred, texts, gold, tax)}
