@@ -66,7 +66,9 @@ def test_every_rule_has_a_source_and_default_bounds(clean_cfg):
         assert reason in clean_cfg.rules, f"conf/defaults/clean.yaml lacks rules.{reason}"
 
 
-@pytest.mark.parametrize("text,lang", [(GOOD_EN, "en"), (GOOD_DE, "de"), (GOOD_ZH, "zh")], ids=["en", "de", "zh"])
+@pytest.mark.parametrize(
+    "text,lang", [(GOOD_EN, "en"), (GOOD_DE, "de"), (GOOD_ZH, "zh")], ids=["en", "de", "zh"]
+)
 def test_good_documents_pass(text, lang, clean_cfg, params):
     s = _score(text, lang, params)
     assert set(s) == set(SIGNALS)
@@ -230,3 +232,11 @@ def test_config_rejects_unknown_rule_and_bad_bounds():
         load_config(overrides=["clean.rules.gopher_nonsense={max: 1}"])
     with pytest.raises(ValueError, match="min .* > max"):
         load_config(overrides=["clean.rules.gopher_short_doc={min: 5, max: 1}"])
+
+
+def test_normalized_words_equal_strip_punct_per_token():
+    from pipeline.clean.heuristics import normalized_words
+    from pipeline.clean.text import strip_punct
+
+    text = "Hello, World! «Quoted» (x) -- a_b __init__ 3.14% ¿Qué? naïve… it's 日本語。 ## end."
+    assert normalized_words(text) == [w for w in (strip_punct(t) for t in text.split()) if w]

@@ -10,6 +10,8 @@ fractions are signals too, so a page that is mostly warnings can be dropped by t
 
 from __future__ import annotations
 
+import re
+
 REASON_LOREM_IPSUM = "c4_lorem_ipsum"
 REASON_CURLY_BRACE = "c4_curly_brace"
 REASON_JAVASCRIPT = "c4_javascript"
@@ -37,7 +39,7 @@ def c4_line_rules(
     of the non-empty lines. Matching is case-insensitive.
     """
     lines = text.split("\n")
-    phrases = [p.casefold() for p in policy_phrases]
+    policy = re.compile("|".join(re.escape(p.casefold()) for p in policy_phrases)) if policy_phrases else None
     keep = []
     n_js = n_pol = n_nonempty = 0
     for ln in lines:
@@ -45,7 +47,7 @@ def c4_line_rules(
         if ln.strip():
             n_nonempty += 1
         js = "javascript" in low
-        pol = any(p in low for p in phrases)
+        pol = bool(policy and policy.search(low))
         n_js += js
         n_pol += pol
         if (js and remove_javascript) or (pol and remove_policy):

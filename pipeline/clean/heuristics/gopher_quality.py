@@ -10,7 +10,7 @@ For Chinese the words are jieba tokens and the length rule counts characters ins
 
 from __future__ import annotations
 
-from pipeline.clean.text import is_content_char, strip_punct
+import re
 
 REASON_SHORT_DOC = "gopher_short_doc"
 REASON_LONG_DOC = "gopher_long_doc"
@@ -51,37 +51,43 @@ BULLETS = (
 ELLIPSES = ("...", "…")
 
 
+_ALPHA = re.compile(r"[^\W\d_]")  # a letter (Unicode)
+_ALNUM = re.compile(r"[^\W_]")  # a letter or digit (Unicode)
+_ALPHA_TOKEN = re.compile(r"\S*[^\W\d_]\S*")  # a whitespace token holding a letter
+
+
 def quality_signals(
-    text: str, toks: list[str], stopwords: frozenset[str], cjk: bool
+    text: str, toks: list[str], words: list[str], stopwords: frozenset[str], cjk: bool
 ) -> dict[str, float | None]:
     """Gopher quality signals of one document.
 
     ``toks``: the document's tokens (whitespace tokens; for ``cjk`` jieba tokens without
-    whitespace). Words are all tokens for whitespace scripts (Gopher) and the tokens holding a
-    letter or digit for jieba (its punctuation tokens are not words).
+    whitespace); ``words``: the normalized words (casefolded, edge punctuation stripped; for
+    ``cjk`` the jieba tokens holding a letter or digit). Gopher's word count and mean word length
+    use the whitespace tokens; for jieba the punctuation tokens are not words.
     """
-    words = [t for t in toks if any(is_content_char(c) for c in t)] if cjk else toks
-    n_words = len(words)
-    n_chars = sum(1 for c in text if not c.isspace())
+    counted = [t for t in toks if _ALNUM.search(t)] if cjk else toks
+    n_words = len(counted)
+    n_chars = len("".join(text.split()))
     lines = [ln.strip() for ln in text.split("\n")]
     lines = [ln for ln in lines if ln]
     n_lines = len(lines)
     n_hash = text.count("#")
     n_ellipsis = text.count("...") + text.count("…")
-    if stopwords:
-        present = {strip_punct(t) for t in toks} if not cjk else set(toks)
-        stop = float(len(present & stopwords))
+    stop = float(len(set(words) & stopwords)) if stopwords else None  # no list: rule not applied
+    if cjk:
+        n_alpha = sum(1 for t in toks if _ALPHA.search(t))
     else:
-        stop = None  # no list for this language: the rule is not applied
+        n_alpha = len(_ALPHA_TOKEN.findall(text))
     return {
         "n_words": float(n_words),
         "n_chars": float(n_chars),
-        "mean_word_length": (sum(len(w) for w in words) / n_words) if n_words else 0.0,
+        "mean_word_length": (sum(map(len, counted)) / n_words) if n_words else 0.0,
         "hash_ratio": n_hash / n_words if n_words else 0.0,
         "ellipsis_ratio": n_ellipsis / n_words if n_words else 0.0,
         "bullet_line_frac": sum(ln.startswith(BULLETS) for ln in lines) / n_lines if n_lines else 0.0,
         "ellipsis_line_frac": sum(ln.endswith(ELLIPSES) for ln in lines) / n_lines if n_lines else 0.0,
         # Gopher: words "with at least one alphabetic character"; for jieba, over all tokens.
-        "alpha_word_frac": (sum(any(c.isalpha() for c in t) for t in toks) / len(toks)) if toks else 0.0,
+        "alpha_word_frac": n_alpha / len(toks) if toks else 0.0,
         "stop_words": stop,
     }

@@ -48,9 +48,9 @@ def ngram_signals(words: list[str]) -> dict[str, float]:
     """Top n-gram and duplicate n-gram character fractions of a word list."""
     out: dict[str, float] = {}
     m = len(words)
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), dtype=np.uint64, count=m)
-    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=m)
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words), start=1)}
+    ids = np.array(list(map(vocab.__getitem__, words)), dtype=np.uint64)
+    lens = np.array(list(map(len, words)), dtype=np.int64)
     total = int(lens.sum())
     csum = np.concatenate([[0], np.cumsum(lens)])
     keys = ids.copy()
