@@ -68,6 +68,19 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+def category_module():
+    """``models.category`` (the category classifier package) or None when that package does not exist;
+    an import error inside an existing package is raised, never masked."""
+    import importlib
+
+    try:
+        return importlib.import_module("models.category")
+    except ModuleNotFoundError as e:
+        if e.name != "models.category":
+            raise
+        return None
+
+
 # ---------------------------------------------------------------- devices and paths
 
 
@@ -105,16 +118,19 @@ def read_config(path: str | os.PathLike) -> dict:
 class HashedBagMLP(nn.Module):
     """Hashed n-gram bag (+ neighbour bags) + standardized features -> MLP -> one logit per item."""
 
-    def __init__(self, n_buckets: int, emb_dim: int, n_features: int, hidden: int, context: bool):
+    def __init__(
+        self, n_buckets: int, emb_dim: int, n_features: int, hidden: int, context: bool, dropout: float = 0.0
+    ):
         super().__init__()
-        self.n_buckets, self.emb_dim, self.context = n_buckets, emb_dim, context
+        self.n_buckets, self.emb_dim, self.context, self.dropout = n_buckets, emb_dim, context, dropout
         self.bag = nn.EmbeddingBag(n_buckets, emb_dim, mode="mean")
         nn.init.normal_(self.bag.weight, std=0.1)
         self.register_buffer("feat_mean", torch.zeros(n_features))
         self.register_buffer("feat_std", torch.ones(n_features))
         width = emb_dim * (3 if context else 1) + n_features
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 1))
+        # Dropout layers hold no weights, so artifacts load whatever dropout they were trained with.
+        self.mlp = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(
         self,
@@ -179,7 +195,8 @@ def save_model(
         "n_buckets": model.n_buckets,
         "emb_dim": model.emb_dim,
         "n_features": int(model.feat_mean.shape[0]),
-        "hidden": model.mlp[0].out_features,
+        "hidden": model.mlp[1].out_features,
+        "dropout": model.dropout,
         "context": model.context,
         **extra,
     }
@@ -191,7 +208,9 @@ def save_model(
 def load_model(path: str | os.PathLike, device: torch.device) -> tuple[HashedBagMLP, dict]:
     d = resolve_model_dir(path)
     cfg = json.loads((d / CONFIG).read_text(encoding="utf-8"))
-    model = HashedBagMLP(cfg["n_buckets"], cfg["emb_dim"], cfg["n_features"], cfg["hidden"], cfg["context"])
+    model = HashedBagMLP(
+        cfg["n_buckets"], cfg["emb_dim"], cfg["n_features"], cfg["hidden"], cfg["context"], cfg.get("dropout", 0.0)
+    )
     model.load_state_dict(load_file(str(d / WEIGHTS)))
     model.eval().to(device)
     return model, cfg

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.common import category_module
 from pipeline.filter.clutter import clean_lines, split_lines
 from pipeline.filter.config import lang_threshold
 
@@ -34,17 +34,6 @@ SCORE_FIELDS = [
     ("category_prob", "float"),
 ]
 SCORE_SCHEMA = "struct<" + ",".join(f"{n}:{t}" for n, t in SCORE_FIELDS) + ">"
-
-
-def category_module():
-    """``models.category`` (owned by the category helper) or None when that package does not exist;
-    an import error inside an existing package is raised, never masked."""
-    try:
-        return importlib.import_module("models.category")
-    except ModuleNotFoundError as e:
-        if e.name != "models.category":
-            raise
-        return None
 
 
 def task_device(preference: str) -> str:

@@ -40,10 +40,13 @@ class Features:
             np.cumsum(lengths[:-1], out=offsets[1:])
         ids = np.fromiter((i for x in id_lists for i in x), dtype=np.int64, count=int(lengths.sum()))
         none = np.full(n, -1, dtype=np.int64)
+        feats = np.asarray(feats, dtype=np.float32)
+        if feats.ndim != 2 or feats.shape[0] != n:
+            raise ValueError(f"feats must be [N={n}, F], got shape {feats.shape}")
         return Features(
             ids=ids,
             offsets=offsets,
-            feats=np.asarray(feats, dtype=np.float32).reshape(n, -1),
+            feats=feats,
             prev=none if prev is None else np.asarray(prev, dtype=np.int64),
             next=none.copy() if next_ is None else np.asarray(next_, dtype=np.int64),
             labels=None if labels is None else np.asarray(labels, dtype=np.float32),
