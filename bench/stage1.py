@@ -35,11 +35,18 @@ The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
+
+# Run as a script, this file's folder is sys.path[0]; a sibling bench module named like a stdlib
+# module (bench/tokenize.py) would then shadow it (inspect -> linecache -> tokenize). Drop it.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
 import gzip
 import inspect
 import json
-import os
 import re
 import resource
 import subprocess
