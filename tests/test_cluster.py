@@ -77,7 +77,7 @@ def _gpu_probe(cluster: StandaloneCluster, dist: Path, log: Path) -> dict:
     cmd = [
         str(REPO / ".venv" / "bin" / "spark-submit"), "--master", cluster.url, "--driver-memory", "512m",
         "--conf", "spark.executor.memory=512m",
-        "--conf", "spark.sql.shuffle.partitions=5",  # the reference uses 4: the output must not care "--conf", "spark.executor.resource.gpu.amount=1",
+        "--conf", "spark.executor.resource.gpu.amount=1",
         "--conf", "spark.ui.enabled=false", "--py-files", str(zip_path), "--archives", f"{zip_path}#dots_data",
         str(REPO / "tests" / "test_cluster_gpu_probe.py"), "filter.device=cuda",
     ]
