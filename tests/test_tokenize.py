@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -79,6 +80,7 @@ def test_folder_loads_with_transformers_and_by_path(tmp_path, tok, info):
 
 
 def test_engines_agree_and_eos_is_appended(info):
+    pytest.importorskip("tiktoken", reason="tiktoken (requirements.txt) is not installed")
     fast = Encoder(info, "auto", verify_texts=BASE)
     ref = Encoder(info, "hf")
     assert fast.engine == "tiktoken", fast.why_not_tiktoken
@@ -139,7 +141,8 @@ def test_tokenize_table_writes_shards_and_index(tmp_path, info):
     assert counts == {None: 58, REASON_SAMPLED_OUT: 1, REASON_BAD_WEIGHT: 1, REASON_EMPTY_TEXT: 1}
     assert index["documents"] == 59  # d002 twice
     assert index["vocab_size"] == info.vocab_size and index["eos_id"] == info.eos_id
-    assert index["tokenizer"]["sha256"] == info.sha256 and index["engine"] == "tiktoken"
+    assert index["tokenizer"]["sha256"] == info.sha256
+    assert index["engine"] == ("tiktoken" if importlib.util.find_spec("tiktoken") else "hf")
     assert len(index["shards"]) > 2
     seen: dict[str, list] = {}
     total = 0
