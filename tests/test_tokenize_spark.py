@@ -83,3 +83,19 @@ def test_tokenize_stage_end_to_end(spark, tmp_path):
     assert (tmp_path / "out1" / "tokenizer" / "tokenizer.json").read_bytes() == (
         tmp_path / "out3" / "tokenizer" / "tokenizer.json"
     ).read_bytes()
+    # a tokenizer given by path (here: the one just trained) gives the same shards
+    cfg_path = load_config(
+        overrides=[
+            "spark.profile=tests",
+            f"tokenize.tokenizer={tmp_path / 'out1' / 'tokenizer'}",
+            "tokenize.tokens_per_shard=1500",
+            "tokenize.num_partitions=3",
+        ]
+    )
+    run_stage("tokenize", run, spark, cfg_path, [str(tmp_path / "in3")], str(tmp_path / "out_path"))
+    index_p = json.loads((tmp_path / "out_path" / "index.json").read_text())
+    assert index_p["tokenizer"]["sha256"] == index["tokenizer"]["sha256"]
+    assert index_p["shards"] == index["shards"] and not (tmp_path / "out_path" / "tokenizer").exists()
+    for shard in index["shards"]:
+        a = (tmp_path / "out1" / shard["file"]).read_bytes()
+        assert a == (tmp_path / "out_path" / shard["file"]).read_bytes()
