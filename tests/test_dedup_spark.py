@@ -128,10 +128,10 @@ def test_spark_connected_components_vs_union_find(spark, tmp_path):
     from jobs.dedup import connected_components
 
     rng = random.Random(3)
-    ids = rng.sample(range(1, 10**6), 1200)
-    nodes, chain = ids[:400], ids[400:]
-    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(300)]
-    edges += list(zip(chain, chain[1:]))  # an 800-node path over shuffled ids
+    ids = rng.sample(range(1, 10**6), 500)
+    nodes, chain = ids[:200], ids[200:]
+    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(150)]
+    edges += list(zip(chain, chain[1:]))  # a 300-node path over shuffled ids
     edges = [(a, b) for a, b in edges if a != b]
     df = spark.createDataFrame(edges, "src long, dst long")
     comps, rounds = connected_components(spark, df, str(tmp_path / "cc"), max_iterations=40, partitions=2)
