@@ -23,10 +23,25 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as `python bench/tokenize.py`, this file's folder comes first on sys.path and would shadow the
-# stdlib `tokenize` module (imported by inspect/linecache): drop it before anything else is imported.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+if __name__ == "tokenize":
+    # A sibling script run as `python bench/<x>.py` has bench/ first on sys.path, so the stdlib's
+    # `import tokenize` (linecache, inspect) lands here: hand back the real module. The import system
+    # returns whatever sys.modules holds once this file has run, and below here only defines names.
+    import importlib
+
+    _saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+    del sys.modules["tokenize"]
+    try:
+        _real = importlib.import_module("tokenize")
+    finally:
+        sys.path[:] = _saved
+    sys.modules["tokenize"] = _real
+    globals().update({k: v for k, v in vars(_real).items() if not k.startswith("__")})
+else:
+    # Run as `python bench/tokenize.py`: drop bench/ from sys.path before anything imports `tokenize`.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
@@ -38,21 +53,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-os.environ["RAYON_NUM_THREADS"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
-
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from pipeline.tokenize.shards import ShardWriter, encode_into  # noqa: E402
-from pipeline.tokenize.tokenizer import (  # noqa: E402
-    Encoder,
-    info_from_tokenizer,
-    load_tokenizer,
-    save_tokenizer_folder,
-    train_bpe,
-)
-
 SHARED = REPO.parent / "shared" / "data" / "html-cleaning-dataset-merged"
 
 DATATROVE_SCRIPT = r"""
@@ -113,6 +114,17 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--max-docs", type=int, default=None)
     args = p.parse_args()
+    os.environ["RAYON_NUM_THREADS"] = "1"  # one core per side: figures are per core
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    sys.path.insert(0, str(REPO))
+    from pipeline.tokenize.shards import ShardWriter, encode_into
+    from pipeline.tokenize.tokenizer import (
+        Encoder,
+        info_from_tokenizer,
+        load_tokenizer,
+        save_tokenizer_folder,
+        train_bpe,
+    )
 
     texts = load_texts(args.input)[: args.max_docs]
     work = Path(tempfile.mkdtemp(prefix="bench-tokenize-"))
