@@ -229,7 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
     train_seconds = time.time() - t1
     s = score(model, test_f)
     y = np.array([float(d["label"]) for d in test])
-    threshold = float(np.floor(np.quantile(s[y == 1], 1 - args.keep_positives) * 100) / 100) if (y == 1).any() else 0.5
+    threshold = 0.5
+    if (y == 1).any():  # two decimals, rounded down so that >= keep_positives of positives stay
+        threshold = round(float(np.floor(float(np.quantile(s[y == 1], 1 - args.keep_positives)) * 100)) / 100, 2)
     by_kind: dict[str, dict] = defaultdict(lambda: {"n": 0, "rej": 0})
     for d, sc in zip(test, s):
         if d["label"] == 0:
