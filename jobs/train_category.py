@@ -249,6 +249,7 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         "URL words, so other languages reach the model mostly through URL words and shared names; rare "
         "leaves have few or no real training pages, and the weak labeler's thresholds were chosen by "
         "comparing three settings on the hand-labeled set (so its figures are slightly optimistic). "
+        "Chinese is weak: the sample crawl gives only ~40 confidently labeled Chinese pages, so Chinese predictions rest mostly on the taxonomy pseudo-documents. "
         "Retrain on your own labels (`jobs/train_category.py --input labels.jsonl`) for production use.",
         "",
     ]
