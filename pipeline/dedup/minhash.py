@@ -171,7 +171,7 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- signatures
 
 
-def signatures(hash_lists: Sequence[np.ndarray], perms: Permutations, chunk: int = 1 << 17) -> np.ndarray:
+def signatures(hash_lists: Sequence[np.ndarray], perms: Permutations, chunk: int = 1 << 15) -> np.ndarray:
     """``[n_docs, num_perm]`` MinHash signatures of a batch; ``hash_lists[i]`` holds document i's
     shingle hashes (any order, duplicates allowed). A document without shingles gets the
     scheme's empty value (datasketch's initial hash values) in every slot.
