@@ -21,12 +21,13 @@ import re
 import numpy as np
 
 from pipeline.filter.features import Features
-from pipeline.filter.text import cjk_count, ends_with_terminal, hashed_ngrams, tokens
+from pipeline.filter.text import char_counts, cjk_count, ends_with_terminal, hashed_ngrams, tokens
 
 # Drop reasons of this family.
 CLUTTER_EMPTY = "clutter_empty_after_removal"
 
-_SEPARATORS = set("|»«·•/>›‹–—:;")
+_SEPARATORS = "|»«·•/>›‹–—:;"
+_CLASSES = {"seps": _SEPARATORS, "terminals": ".!?。！？"}
 _BULLET_RE = re.compile(r"^\s*([-*•·▪►◦]|\d+[.)]\s)")
 _URL_RE = re.compile(r"https?://|www\.|\.com\b|@\w+\.", re.IGNORECASE)
 _COPYRIGHT_RE = re.compile(r"©|\(c\)|copyright|all rights reserved|版权所有", re.IGNORECASE)
@@ -44,16 +45,14 @@ def split_lines(text: str) -> list[str]:
 def _line_stats(line: str) -> dict[str, float]:
     toks = tokens(line)
     n_chars = len(line)
-    letters = sum(c.isalpha() for c in line)
-    upper = sum(c.isupper() for c in line)
-    digits = sum(c.isdigit() for c in line)
-    spaces = sum(c.isspace() for c in line)
+    cc = char_counts(line, _CLASSES)
+    letters, upper, digits, spaces = cc["letters"], cc["upper"], cc["digits"], cc["spaces"]
     cjk = cjk_count(line)
     punct = n_chars - letters - digits - spaces
     words = [t for t in toks if t[0].isalnum()]
     title = sum(1 for w in words if w[0].isupper())
-    seps = sum(1 for c in line if c in _SEPARATORS)
-    terminals = sum(1 for c in line if c in ".!?。！？")
+    seps = cc["seps"]
+    terminals = cc["terminals"]
     return {
         "n_chars": n_chars,
         "n_tokens": len(toks),

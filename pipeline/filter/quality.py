@@ -22,7 +22,14 @@ from collections import Counter
 import numpy as np
 
 from pipeline.filter.features import Features
-from pipeline.filter.text import cjk_count, ends_with_terminal, eval_tokens, hashed_ngrams, tokens
+from pipeline.filter.text import (
+    char_counts,
+    cjk_count,
+    ends_with_terminal,
+    eval_tokens,
+    hashed_ngrams,
+    tokens,
+)
 
 QUALITY_BELOW = "quality_below_threshold"
 
@@ -31,7 +38,7 @@ MAX_DOC_TOKENS = 2048
 MAX_DOC_CHARS = 20000
 
 
-def _dup_ngram_frac(words: list[str], n: int) -> float:
+def _dup_ngram_frac(words: list[str], lens: list[int], total: int, n: int) -> float:
     """Gopher: fraction of characters inside n-grams that occur more than once."""
     if len(words) < n:
         return 0.0
@@ -40,19 +47,16 @@ def _dup_ngram_frac(words: list[str], n: int) -> float:
     covered = [False] * len(words)
     for i, g in enumerate(grams):
         if counts[g] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    total = sum(len(w) for w in words) or 1
-    return sum(len(w) for w, c in zip(words, covered) if c) / total
+            covered[i : i + n] = [True] * n
+    return sum(ln for ln, c in zip(lens, covered) if c) / total
 
 
-def _top_ngram_frac(words: list[str], n: int) -> float:
+def _top_ngram_frac(words: list[str], total: int, n: int) -> float:
     """Gopher: fraction of characters in the most frequent n-gram."""
     if len(words) < n:
         return 0.0
     counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     gram, c = counts.most_common(1)[0]
-    total = sum(len(w) for w in words) or 1
     return min(1.0, c * sum(len(w) for w in gram) / total) if c > 1 else 0.0
 
 
@@ -67,8 +71,11 @@ def doc_features(text: str) -> np.ndarray:
     line_counts = Counter(lines)
     dup_lines = sum(c for c in line_counts.values() if c > 1)
     dup_line_chars = sum(len(ln) * c for ln, c in line_counts.items() if c > 1)
-    letters = sum(c.isalpha() for c in text)
-    sentences = sum(1 for c in text if c in ".!?。！？") or 1
+    cc = char_counts(text)
+    letters = cc["letters"]
+    lens = [len(w) for w in words]
+    total = sum(lens) or 1
+    sentences = char_counts(text, {"t": ".!?。！？"})["t"] or 1
     symbols = text.count("#") + text.count("...") + text.count("…")
     bullets = sum(1 for ln in lines if ln[:1] in "-*•·")
     return np.array(
@@ -76,22 +83,22 @@ def doc_features(text: str) -> np.ndarray:
             math.log1p(len(text)),
             math.log1p(len(words)),
             math.log1p(len(lines)),
-            sum(len(w) for w in words) / n_words / 10.0,
+            sum(lens) / n_words / 10.0,
             len(set(words)) / n_words,
             sum(1 for ln in lines if ends_with_terminal(ln)) / max(1, len(lines)),
             bullets / max(1, len(lines)),
             dup_lines / max(1, len(lines)),
             dup_line_chars / n_chars,
-            _top_ngram_frac(words, 2),
-            _top_ngram_frac(words, 3),
-            _top_ngram_frac(words, 4),
-            _dup_ngram_frac(words, 5),
-            _dup_ngram_frac(words, 7),
-            _dup_ngram_frac(words, 10),
+            _top_ngram_frac(words, total, 2),
+            _top_ngram_frac(words, total, 3),
+            _top_ngram_frac(words, total, 4),
+            _dup_ngram_frac(words, lens, total, 5),
+            _dup_ngram_frac(words, lens, total, 7),
+            _dup_ngram_frac(words, lens, total, 10),
             symbols / n_words,
             letters / n_chars,
-            sum(c.isdigit() for c in text) / n_chars,
-            sum(c.isupper() for c in text) / max(1, letters),
+            cc["digits"] / n_chars,
+            cc["upper"] / max(1, letters),
             cjk_count(text) / n_chars,
             float(ends_with_terminal(text)),
             math.log1p(n_words / sentences),

@@ -49,6 +49,31 @@ def _bucket(s: str, n_buckets: int) -> int:
     return zlib.crc32(s.encode("utf-8")) % n_buckets
 
 
+# Memo tables (identical results, fewer crc32/lower/regex calls: web text is Zipfian). Bounded: cleared
+# when they grow past _MEMO_MAX entries, so a long-lived Spark worker does not grow without limit.
+_MEMO_MAX = 1 << 20
+_NORM: dict[str, str] = {}
+_BUCKETS: dict[int, dict[str, int]] = {}
+
+
+def _norm_token(t: str) -> str:
+    n = _NORM.get(t)
+    if n is None:
+        if len(_NORM) > _MEMO_MAX:
+            _NORM.clear()
+        n = _NORM[t] = _DIGIT_RE.sub("0", t.lower())
+    return n
+
+
+def _bucket_memo(s: str, n_buckets: int, memo: dict[str, int]) -> int:
+    b = memo.get(s)
+    if b is None:
+        if len(memo) > _MEMO_MAX:
+            memo.clear()
+        b = memo[s] = zlib.crc32(s.encode("utf-8")) % n_buckets
+    return b
+
+
 def hashed_ngrams(toks: list[str], n_buckets: int, max_tokens: int, markers: bool = False) -> list[int]:
     """Bucket ids of the unigrams and bigrams of ``toks[:max_tokens]`` (lower-cased, digits -> 0).
 
@@ -56,14 +81,38 @@ def hashed_ngrams(toks: list[str], n_buckets: int, max_tokens: int, markers: boo
     (navigation lines start with ``Home``, copyright lines with ``©``), as boundary markers in
     fastText's character n-grams do.
     """
-    norm = [_DIGIT_RE.sub("0", t.lower()) for t in toks[:max_tokens]]
-    out = [_bucket("u:" + t, n_buckets) for t in norm]
-    out.extend(_bucket("b:" + a + " " + b, n_buckets) for a, b in zip(norm, norm[1:]))
+    memo = _BUCKETS.setdefault(n_buckets, {})
+    norm = [_norm_token(t) for t in toks[:max_tokens]]
+    out = [_bucket_memo("u:" + t, n_buckets, memo) for t in norm]
+    out.extend(_bucket_memo("b:" + a + " " + b, n_buckets, memo) for a, b in zip(norm, norm[1:]))
     if markers and norm:
         out.append(_bucket("^" + norm[0], n_buckets))
         out.append(_bucket(norm[-1] + "$", n_buckets))
     if not out:
         out.append(_bucket("<empty>", n_buckets))
+    return out
+
+
+def char_counts(text: str, classes: dict[str, str] | None = None) -> dict[str, int]:
+    """Counts of letters, upper-case, digit and whitespace characters, plus, for each ``name: chars``
+    of ``classes``, the characters of ``text`` found in ``chars``. One C-level ``Counter`` pass, then a
+    loop over distinct characters only (same numbers as per-character ``str.isalpha()``... sums)."""
+    out = {"letters": 0, "upper": 0, "digits": 0, "spaces": 0}
+    classes = classes or {}
+    for name in classes:
+        out[name] = 0
+    for c, n in Counter(text).items():
+        if c.isalpha():
+            out["letters"] += n
+        if c.isupper():
+            out["upper"] += n
+        if c.isdigit():
+            out["digits"] += n
+        if c.isspace():
+            out["spaces"] += n
+        for name, chars in classes.items():
+            if c in chars:
+                out[name] += n
     return out
 
 
