@@ -304,8 +304,10 @@ def _charts(fig: RunFigures) -> dict[str, tuple[str, bytes]]:
         for i, v in enumerate(docs):
             axes[0].text(i, v, f"{v:,}", ha="center", va="bottom", fontsize=8)
         sizes = [(sf.stage, sf.text_bytes if sf.text_bytes is not None else sf.data_bytes) for sf in done]
-        axes[1].bar([s for s, _ in sizes], [b / 1e6 for _, b in sizes], color="#ed7d31")
-        axes[1].set_title("MB after each stage (text bytes; on-disk for token shards)")
+        top = max([b for _, b in sizes] + [1])
+        unit, div = next((u, d) for u, d in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)) if top >= d)
+        axes[1].bar([s for s, _ in sizes], [b / div for _, b in sizes], color="#ed7d31")
+        axes[1].set_title(f"{unit} after each stage (text bytes; on-disk for token shards)")
         for ax in axes:
             ax.tick_params(axis="x", rotation=30)
         save("funnel", "Documents and bytes per stage", f)
