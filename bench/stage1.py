@@ -454,6 +454,59 @@ def profile_ours(warc: str, n: int, top: int = 25) -> str:
     return s.getvalue()
 
 
+def fast_study(sets: dict[str, tuple[list[tuple[str, str]], dict]]) -> dict[str, list[dict[str, Any]]]:
+    """Our extraction with trafilatura's fast mode, without it, and "fast, then retry without it when
+    the text is shorter than N characters": quality and CPU ms/page of each policy per gold set."""
+    decode_html, _ = _our_extractor()
+    from pipeline.prepare.extract import extract
+
+    cfg = _prepare_cfg()
+    kw = {"favor_precision": cfg.favor_precision, "include_tables": cfg.include_tables}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, (pages, gold) in sets.items():
+        rows = {}
+        for key, path in pages:
+            html, _ = decode_html(_read_bytes(path), None)
+            t0 = time.process_time()
+            fast = extract(html, fast=True, **kw)[1]
+            t1 = time.process_time()
+            slow = extract(html, fast=False, **kw)[1]
+            rows[key] = (fast, slow, t1 - t0, time.process_time() - t1)
+        score = snippet_scores if name == "trafilatura-eval" else token_scores
+        out[name] = []
+        for label, min_chars in [
+            ("fast", 0),
+            ("no fast", None),
+            ("retry <1", 1),
+            ("retry <250", 250),
+            ("retry <500", 500),
+            ("retry <1000", 1000),
+        ]:
+            texts, cpu, retried = {}, 0.0, 0
+            for key, (fast, slow, tf, ts) in rows.items():
+                if min_chars is None:
+                    texts[key], cpu = slow, cpu + ts
+                elif len(fast or "") < min_chars:
+                    texts[key], cpu, retried = slow, cpu + tf + ts, retried + 1
+                else:
+                    texts[key], cpu = fast, cpu + tf
+            out[name].append(
+                {
+                    "policy": label,
+                    **score(texts, gold),
+                    "retried": retried,
+                    "ms_per_page": 1000 * cpu / max(1, len(rows)),
+                }
+            )
+        print(f"== fast-mode study: {name} ({len(rows)} pages)")
+        for r in out[name]:
+            print(
+                f"  {r['policy']:12s} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
+                f"empty {r['empty']:3d} retried {r['retried']:4d}  {r['ms_per_page']:.1f} ms CPU/page"
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--warc", default=str(DEFAULT_WARC))
@@ -468,6 +521,11 @@ def main(argv: list[str] | None = None) -> None:
         help="datatrove's per-document extraction timeout (its default is 1 s; ours is 10 s)",
     )
     ap.add_argument("--quality-limit", type=int, default=None, help="pages per gold set (default: all)")
+    ap.add_argument(
+        "--fast-study",
+        action="store_true",
+        help="quality/cost of trafilatura's fast mode vs fallbacks vs retry-when-short (ours)",
+    )
     ap.add_argument("--profile", type=int, default=0, help="cProfile our loop on the first N records")
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
     ap.add_argument(
@@ -542,12 +600,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"ratio ours/datatrove (docs/s/core): {ratio:.2f}x   (wall: {peer['wall_s'] / ours['wall_s']:.2f}x)"
             )
 
-    if a.only in (None, "quality"):
+    if a.only in (None, "quality") or a.fast_study:
         sets = {
             "trafilatura-eval": load_trafilatura_eval(a.quality_limit),
             "cleaneval": load_token_gold(["cleaneval-dev", "cleaneval-final"], a.quality_limit, "cleaneval"),
             "l3s-gn1": load_token_gold(["page-signal-master"], a.quality_limit, "l3s"),
         }
+    if a.fast_study:
+        results["fast_study"] = fast_study(sets)
+
+    if a.only in (None, "quality"):
         q: dict[str, Any] = {}
         for name, (pages, gold) in sets.items():
             if not pages:
