@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -225,27 +226,111 @@ class StageContext:
 
 
 def write_sorted(df, path: str, num_files: int, sort_col: str = "doc_id", mode: str = "append") -> None:
-    """Deterministic Parquet write: hash-partition by ``sort_col``, sort within partitions.
+    """Deterministic Parquet write: hash-partition by ``sort_col`` into ``num_files`` partitions,
+    sort within each, and write partition ``i`` as ``path/part-0000i.parquet`` with pyarrow.
 
-    ``append`` is the default because stages write into a fresh staging folder that may already
-    hold side tables (``_dropped``, ``_line_counts``...)."""
-    (
+    pyarrow rather than Spark's writer: parquet-mr lists each column chunk's encodings from a Java
+    HashSet whose order changes from one JVM to the next, so its files are not byte-identical
+    across runs; pyarrow's are. Every partition writes a file (empty ones carry the schema), so the
+    file count is the configured one. A task writes to a hidden temporary name and renames it, so a
+    retried or speculative attempt never leaves a half-written part. ``append`` keeps what the
+    folder already holds (side tables such as ``_dropped``); ``overwrite`` empties it first.
+    """
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    spark = df.sparkSession
+    fs = FS(spark, path)
+    if mode == "overwrite":
+        fs.delete(path)
+    elif mode != "append":
+        raise ValueError(f"write_sorted mode must be 'append' or 'overwrite', not {mode!r}")
+    fs.mkdirs(path)
+    # The schema an empty partition writes: the same conversion Spark applies to Arrow batches.
+    schema = to_arrow_schema(
+        df.schema,
+        timezone=spark.conf.get("spark.sql.session.timeZone", "UTC"),
+        prefers_large_types=spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") == "true",
+    )
+    schema_bytes = schema.serialize().to_pybytes()
+    writer = _PartWriter(fs.qualify(path), schema_bytes)
+    parts = (
         df.repartition(num_files, sort_col)
         .sortWithinPartitions(sort_col)
-        .write.mode(mode)
-        .option("compression", "zstd")
-        .parquet(path)
+        .mapInArrow(writer, "part int, rows long")
+        .collect()
     )
+    # Spark may run no task at all for an empty result (AQE turns it into an empty relation):
+    # write the missing parts here so the folder always holds the configured files.
+    missing = sorted(set(range(num_files)) - {r["part"] for r in parts})
+    if missing:
+        import pyarrow.fs as pafs
+        import pyarrow.parquet as pq
+
+        pfs, root = pafs.FileSystem.from_uri(fs.qualify(path))
+        for pid in missing:
+            with pfs.open_output_stream(f"{root}/part-{pid:05d}.parquet") as out:
+                pq.ParquetWriter(out, schema, compression="zstd").close()
+
+
+class _PartWriter:
+    """mapInArrow function: write this partition's batches as one Parquet file (zstd)."""
+
+    ROW_GROUP_BYTES = 64 << 20
+
+    def __init__(self, uri: str, schema_bytes: bytes):
+        self.uri = uri
+        self.schema_bytes = schema_bytes
+
+    def __call__(self, batches):
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        tc = TaskContext.get()
+        pid = tc.partitionId()
+        fs, root = pafs.FileSystem.from_uri(self.uri)
+        final = f"{root}/part-{pid:05d}.parquet"
+        tmp = f"{root}/.part-{pid:05d}.parquet.{tc.stageId()}-{tc.attemptNumber()}.tmp"
+        rows = 0
+        writer = None
+        pending: list = []
+        size = 0
+        with fs.open_output_stream(tmp) as out:
+            for batch in batches:
+                if writer is None:
+                    writer = pq.ParquetWriter(out, batch.schema, compression="zstd")
+                pending.append(batch)
+                size += batch.nbytes
+                rows += batch.num_rows
+                if size >= self.ROW_GROUP_BYTES:
+                    writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
+                    pending, size = [], 0
+            if writer is None:  # empty partition: a file with the schema and no rows
+                schema = pa.ipc.read_schema(pa.py_buffer(self.schema_bytes))
+                writer = pq.ParquetWriter(out, schema, compression="zstd")
+            elif pending:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
+            writer.close()
+        fs.move(tmp, final)
+        yield pa.RecordBatch.from_pydict(
+            {"part": pa.array([pid], pa.int32()), "rows": pa.array([rows], pa.int64())}
+        )
+
+
+_PART_RE = re.compile(r"^part-\d{5}\.parquet$")
 
 
 def _rename_parts(fs: FS, folder: str) -> None:
-    """Give Spark's part files deterministic names (part-00000.parquet, ...) and drop markers."""
+    """Normalise part-file names (part-00000.parquet, ...) and remove markers and leftovers."""
     for p in fs.list(folder):
         name = p.rsplit("/", 1)[-1]
+        if _PART_RE.match(name):
+            continue
         if name.startswith("part-") and name.endswith(".parquet"):
             idx = name.split("-")[1]
             fs.rename(p, folder.rstrip("/") + f"/part-{idx}.parquet")
-        elif name == "_SUCCESS" or name.endswith(".crc"):
+        elif name == "_SUCCESS" or name.endswith((".crc", ".tmp")):
             fs.delete(p)
 
 

@@ -341,3 +341,11 @@ def test_memory_bounded_by_largest_record_not_file(tmp_path):
         assert count == n
     assert peaks[60] < 1.5 * peaks[5] + 2**20, peaks
     assert peaks[60] < 60 * len(body) / 4, peaks
+
+
+def test_visible_text_skips_scripts_keeps_their_tail():
+    from pipeline.prepare.extract import parse_html, visible_text
+
+    tree = parse_html("<html><body><p>Hello</p><script>var x = 1;</script>after script<style>p{}</style></body></html>")
+    vt = visible_text(tree)
+    assert "Hello" in vt and "after script" in vt and "var x" not in vt and "p{}" not in vt

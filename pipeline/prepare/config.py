@@ -28,7 +28,7 @@ class PrepareConfig:
     extract_timeout_s: float = 10.0
     favor_precision: bool = True
     include_tables: bool = True
-    fast: bool = True
+    fast: bool = False
     min_text_chars: int = 1
     # --- language ID
     lang_model: str = ""

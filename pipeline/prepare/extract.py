@@ -70,15 +70,15 @@ def parse_html(html: str) -> Any:
 _SKIP_TAGS = frozenset(("script", "style", "noscript", "template"))
 
 
-def visible_text(tree: Any, max_chars: int = 4000) -> str:
-    """Cheap visible text of the page body (no boilerplate removal), for the language pre-filter."""
+def visible_text(tree: Any, max_chars: int = 2000) -> str:
+    """Cheap visible text of the page body (no boilerplate removal), for the language pre-filter.
+    Text inside script/style is skipped; the text that follows them (their tail) is kept."""
     body = tree.find("body")
     parts: list[str] = []
     n = 0
     for el in (body if body is not None else tree).iter():
-        if not isinstance(el.tag, str) or el.tag in _SKIP_TAGS:
-            continue
-        for t in (el.text, el.tail):
+        texts = (el.tail,) if not isinstance(el.tag, str) or el.tag in _SKIP_TAGS else (el.text, el.tail)
+        for t in texts:
             if t and not t.isspace():
                 parts.append(t.strip())
                 n += len(t)

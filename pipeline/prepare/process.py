@@ -145,7 +145,9 @@ class Prepare:
             # Cheap pre-filter: a page whose raw visible text is confidently in a language we don't
             # keep skips trafilatura, the costliest step (threshold in conf; 0 disables it).
             if cfg.lang_prefilter_threshold > 0 and cfg.keep_langs:
-                lang, score = langid.predict([visible_text(tree)], self.lang_model, cfg.lang_sample_chars)[0]
+                lang, score = langid.predict(
+                    [visible_text(tree, cfg.lang_sample_chars)], self.lang_model, cfg.lang_sample_chars
+                )[0]
                 if score >= cfg.lang_prefilter_threshold and lang not in cfg.keep_langs:
                     return _row(**base, lang=lang, lang_score=score, drop_reason=LANG_PREFILTER_NOT_KEPT)
             title, text = extract(
