@@ -156,12 +156,12 @@ class HashedBagMLP(nn.Module):
         self.feat_std.copy_(torch.from_numpy(feats.std(0) + 1e-3))
 
 
-def to_device(f: Features, device: torch.device) -> tuple[torch.Tensor, ...]:
+def to_device(f: Features, device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
     nb = device.type == "cuda"
     return (
         torch.from_numpy(f.ids).to(device, non_blocking=nb),
         torch.from_numpy(f.offsets).to(device, non_blocking=nb),
-        torch.from_numpy(f.feats).to(device, non_blocking=nb),
+        torch.from_numpy(f.feats).to(device, dtype=dtype, non_blocking=nb),
         torch.from_numpy(f.prev).to(device, non_blocking=nb),
         torch.from_numpy(f.next).to(device, non_blocking=nb),
     )
@@ -169,10 +169,11 @@ def to_device(f: Features, device: torch.device) -> tuple[torch.Tensor, ...]:
 
 @torch.inference_mode()
 def predict_proba(model: HashedBagMLP, f: Features, device: torch.device) -> np.ndarray:
-    """Sigmoid scores ``[N]`` (fp32) for one batch."""
+    """Sigmoid scores ``[N]`` (returned as fp32) for one batch, computed in the model's dtype."""
     if len(f) == 0:
         return np.zeros(0, dtype=np.float32)
-    return torch.sigmoid(model(*to_device(f, device))).float().cpu().numpy()
+    dtype = model.feat_mean.dtype
+    return torch.sigmoid(model(*to_device(f, device, dtype))).float().cpu().numpy()
 
 
 # ---------------------------------------------------------------- artifacts
@@ -212,7 +213,11 @@ def load_model(path: str | os.PathLike, device: torch.device) -> tuple[HashedBag
         cfg["n_buckets"], cfg["emb_dim"], cfg["n_features"], cfg["hidden"], cfg["context"], cfg.get("dropout", 0.0)
     )
     model.load_state_dict(load_file(str(d / WEIGHTS)))
-    model.eval().to(device)
+    # Inference in float64, returned as float32: BLAS/cuBLAS pick kernels by batch shape, so fp32 scores
+    # of a document can differ in the last bit with the Arrow batch it lands in; a float64 forward pass
+    # rounded to float32 makes the output byte-identical whatever the partitioning. Cost: ~1.8x the fp32
+    # forward pass on CPU, still a small share next to Python featurization (see bench/models.py).
+    model.eval().to(device=device, dtype=torch.float64)
     return model, cfg
 
 

@@ -50,6 +50,22 @@ def test_score_texts_cleans_and_scores():
         assert 0 <= out["category"][0] < 200 and isinstance(out["category_name"][0], str)
 
 
+def test_score_texts_is_independent_of_batch_composition():
+    from tests.test_quality import PARAGRAPH as P
+    from udfs.models import ScoreSpec, score_texts
+
+    spec = ScoreSpec.from_config(build_dataclass(FilterConfig, _defaults(), "filter"))
+    rng = random.Random(11)
+    texts = [MIXED_DOC, CLUTTER_DOC, P] + ["\n".join(rng.sample(P.split("\n") + CLUTTER_DOC.split("\n"), 4))
+                                          for _ in range(9)]
+    langs = ["en"] * len(texts)
+    whole = score_texts(texts, langs, spec, "cpu")
+    parts = [score_texts(texts[i : i + 5], langs[i : i + 5], spec, "cpu") for i in range(0, len(texts), 5)]
+    split = __import__("pandas").concat(parts, ignore_index=True)
+    for col in ("text_clean", "clutter_lines_removed", "quality_score"):
+        assert whole[col].equals(split[col]), col  # NaN (empty text) compares equal here
+
+
 @pytest.mark.spark
 def test_filter_job_on_small_documents_table(spark, cfg, tmp_path):
     from jobs import filter as filter_job
