@@ -111,3 +111,21 @@ def test_default_artifact_prefers_fluent_text():
     assert s[0] > s[1] and s[0] > s[2]
     assert p.predict([]).shape == (0,)
     assert QUALITY_BELOW == "quality_below_threshold"
+
+
+def test_labeled_files_parquet_jsonl_gz_and_errors(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.filter.labeled import read_records, write_jsonl
+
+    rows = [{"doc_id": "a", "text": "hello world.", "label": 1}, {"doc_id": "b", "text": "buy buy buy", "label": 0}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "docs.parquet")
+    write_jsonl(tmp_path / "docs.jsonl.gz", rows)
+    assert read_records(tmp_path / "docs.parquet") == rows
+    assert read_records(tmp_path / "docs.jsonl.gz") == rows
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": 1}\n{not json\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2: not valid JSON"):
+        read_records(tmp_path / "bad.jsonl")
+    with pytest.raises(ValueError, match="does not exist"):
+        read_records(tmp_path / "missing.jsonl")
