@@ -21,8 +21,11 @@ import torch
 
 from models.category.model import FastTextClassifier, featurize
 from pipeline.category.taxonomy import Taxonomy, load_taxonomy
+from pipeline.config import REPO_ROOT
 
-DEFAULT_DIR = Path(__file__).resolve().parent
+# REPO_ROOT, not this file's folder: under spark-submit the code is imported from the --py-files zip,
+# and the weights are read from the unpacked copy of the project (pipeline.config.REPO_ROOT).
+DEFAULT_DIR = REPO_ROOT / "models" / "category"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
@@ -82,8 +85,8 @@ def load(
     from safetensors.torch import load_file
 
     d = Path(path) if path else DEFAULT_DIR
-    if not d.is_absolute() and not d.exists() and (DEFAULT_DIR.parents[1] / d).exists():
-        d = DEFAULT_DIR.parents[1] / d  # a repo-relative path such as "models/category" from any cwd
+    if not d.is_absolute() and not d.exists() and (REPO_ROOT / d).exists():
+        d = REPO_ROOT / d  # a repo-relative path such as "models/category" from any cwd
     cfg_path, w_path = d / CONFIG, d / WEIGHTS
     if not cfg_path.exists() or not w_path.exists():
         raise ValueError(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pipeline.config import REPO_ROOT  # the checkout, or ./dots_data under spark-submit
+
 DEFAULT_TAXONOMY = REPO_ROOT / "conf" / "taxonomy.yaml"
 DEFAULT_KEYWORDS = REPO_ROOT / "conf" / "category_keywords.yaml"
 
