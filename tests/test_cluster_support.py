@@ -290,8 +290,8 @@ def output_digest(run_dir: Path) -> dict[str, str]:
         data = p.read_bytes()
         if p.name == "_stats.json":
             data = json.dumps(_drop_timings(json.loads(data)), sort_keys=True).encode()
-        elif p.suffix == ".parquet":
-            data = parquet_canonical_bytes(p, data)
+        elif p.suffix == ".parquet" and _written_by_parquet_mr(p):
+            data = parquet_canonical_bytes(p, data)  # pyarrow-written files are compared raw
         out[rel] = hashlib.sha256(data).hexdigest()
     return out
 
@@ -301,6 +301,12 @@ def _drop_timings(obj):
     if isinstance(obj, dict):
         return {k: _drop_timings(v) for k, v in obj.items() if "seconds" not in k}
     return obj
+
+
+def _written_by_parquet_mr(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return (pq.ParquetFile(path).metadata.created_by or "").startswith("parquet-mr")
 
 
 def parquet_canonical_bytes(path: Path, data: bytes) -> bytes:
