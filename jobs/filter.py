@@ -45,17 +45,28 @@ def model_versions(fc) -> dict[str, str | None]:
 
 
 def run(ctx: StageContext) -> None:
-    from pyspark.sql import functions as F
-
-    from udfs.models import SCORE_FIELDS, ScoreSpec, make_score_udf
-
     fc = ctx.section
     df = ctx.read_previous()
     missing = {"doc_id", "text"} - set(df.columns)
     if missing:
         raise ValueError(f"filter input lacks column(s) {sorted(missing)}: pass the dedup stage's output")
     versions = model_versions(fc)
+    previous = ctx.spark.conf.get(ARROW_BATCH_CONF, None)
     ctx.spark.conf.set(ARROW_BATCH_CONF, str(fc.arrow_max_records_per_batch))
+    try:
+        _score_and_write(ctx, df, fc, versions)
+    finally:  # later stages of a `pipeline` run share the session: give them back their setting
+        if previous is None:
+            ctx.spark.conf.unset(ARROW_BATCH_CONF)
+        else:
+            ctx.spark.conf.set(ARROW_BATCH_CONF, previous)
+
+
+def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None]) -> None:
+    from pyspark.sql import functions as F
+
+    from udfs.models import SCORE_FIELDS, ScoreSpec, make_score_udf
+
     spec = ScoreSpec.from_config(fc)
     lang = F.col("lang") if "lang" in df.columns else F.lit(None).cast("string")
     scored = df.withColumn("_s", make_score_udf(spec)(F.coalesce(F.col("text"), F.lit("")), lang))

@@ -105,7 +105,9 @@ def test_filter_job_on_small_documents_table(spark, cfg, tmp_path):
     df.repartition(3).write.parquet(str(inp))
     (inp / "_SUCCESS").write_text("")
     out = tmp_path / "out"
+    arrow_before = spark.conf.get(filter_job.ARROW_BATCH_CONF, None)
     stats = run_stage("filter", filter_job.run, spark, run_cfg, [str(inp)], str(out), keep_dropped=True)
+    assert spark.conf.get(filter_job.ARROW_BATCH_CONF, None) == arrow_before  # restored for later stages
 
     assert stats["input"] == 5 and stats["output"] == 2
     assert stats["dropped"] == {"clutter_empty_after_removal": 1, "error_filter_null_text": 1,
