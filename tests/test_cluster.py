@@ -137,5 +137,7 @@ def test_submit_on_standalone_cluster_survives_worker_loss(tmp_path: Path, tmp_p
     assert [t["gpu"] for t in probe["with_profile"]] == [["0"], ["0"]]
     assert [t["gpu"] for t in probe["default"]] == [[], []]
     for t in probe["with_profile"] + probe["default"]:
-        assert "dots_data.zip" in t["pipeline_file"] and str(cluster.base) in t["pipeline_file"], t
-        assert t["repo_root"].endswith("dots_data") and t["conf_found"], t
+        # imported from the executor's copy of the zip (a path relative to its work dir), not the checkout
+        assert "dots_data.zip" in t["pipeline_file"] and not t["pipeline_file"].startswith(str(REPO)), t
+        assert t["repo_root"].startswith(str(cluster.base)) and t["repo_root"].endswith("dots_data"), t
+        assert t["conf_found"], t
