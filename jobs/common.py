@@ -273,9 +273,12 @@ def write_sorted(df, path: str, num_files: int, sort_col: str = "doc_id", mode: 
 
 
 class _PartWriter:
-    """mapInArrow function: write this partition's batches as one Parquet file (zstd)."""
+    """mapInArrow function: write this partition's batches as one Parquet file (zstd).
 
-    ROW_GROUP_BYTES = 64 << 20
+    Row groups hold exactly ``ROW_GROUP_ROWS`` rows (the last one fewer) and each is written from
+    one contiguous chunk, so the bytes do not depend on how Spark cut the Arrow batches."""
+
+    ROW_GROUP_ROWS = 16384
 
     def __init__(self, uri: str, schema_bytes: bytes):
         self.uri = uri
@@ -295,22 +298,30 @@ class _PartWriter:
         rows = 0
         writer = None
         pending: list = []
-        size = 0
+        buffered = 0
+        step = self.ROW_GROUP_ROWS
+
+        def flush(table):
+            writer.write_table(table.combine_chunks(), row_group_size=step)
+
         with fs.open_output_stream(tmp) as out:
             for batch in batches:
                 if writer is None:
                     writer = pq.ParquetWriter(out, batch.schema, compression="zstd")
                 pending.append(batch)
-                size += batch.nbytes
+                buffered += batch.num_rows
                 rows += batch.num_rows
-                if size >= self.ROW_GROUP_BYTES:
-                    writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
-                    pending, size = [], 0
+                if buffered >= step:
+                    table = pa.Table.from_batches(pending)
+                    full = (buffered // step) * step
+                    flush(table.slice(0, full))
+                    rest = table.slice(full)
+                    pending, buffered = rest.to_batches(), rest.num_rows
             if writer is None:  # empty partition: a file with the schema and no rows
                 schema = pa.ipc.read_schema(pa.py_buffer(self.schema_bytes))
                 writer = pq.ParquetWriter(out, schema, compression="zstd")
-            elif pending:
-                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 30)
+            elif buffered:
+                flush(pa.Table.from_batches(pending))
             writer.close()
         fs.move(tmp, final)
         yield pa.RecordBatch.from_pydict(

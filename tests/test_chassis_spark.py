@@ -1,0 +1,44 @@
+"""The deterministic part writer of the stage chassis."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.common import _PartWriter, write_sorted
+
+pytestmark = pytest.mark.spark
+
+
+def _digests(path) -> list[str]:
+    return [hashlib.md5(open(f, "rb").read()).hexdigest() for f in sorted(glob.glob(f"{path}/part-*.parquet"))]
+
+
+def test_bytes_do_not_depend_on_arrow_batches_or_input_partitions(spark, tmp_path, monkeypatch):
+    monkeypatch.setattr(_PartWriter, "ROW_GROUP_ROWS", 100)
+    df = spark.range(0, 1000).selectExpr("cast(id as string) as doc_id", "repeat('x', cast(id % 50 as int)) as text")
+    old = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    outs = []
+    try:
+        for i, (mrb, parts) in enumerate([(7, 3), (64, 1), (1000, 5)]):
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(mrb))
+            write_sorted(df.repartition(parts), str(tmp_path / f"o{i}"), 2)
+            outs.append(_digests(tmp_path / f"o{i}"))
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", old)
+    assert len(outs[0]) == 2 and outs[0] == outs[1] == outs[2]
+    rows = pq.read_table(str(tmp_path / "o0")).to_pylist()
+    assert len(rows) == 1000
+    first = pq.read_table(sorted(glob.glob(str(tmp_path / "o0" / "part-*.parquet")))[0]).column("doc_id").to_pylist()
+    assert first == sorted(first)  # sorted inside each file
+
+
+def test_empty_result_still_writes_every_file(spark, tmp_path):
+    df = spark.range(0, 10).selectExpr("cast(id as string) as doc_id").filter("doc_id = 'none'")
+    write_sorted(df, str(tmp_path / "e"), 3)
+    files = sorted(glob.glob(str(tmp_path / "e" / "part-*.parquet")))
+    assert [f.rsplit("/", 1)[1] for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert spark.read.parquet(str(tmp_path / "e")).count() == 0
