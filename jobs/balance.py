@@ -12,6 +12,14 @@ into expected copies per document of each leaf; (3) a pandas UDF decides per doc
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if __package__ in (None, ""):
+    # Run as a file (`spark-submit jobs/<stage>.py`): Python puts jobs/ first on sys.path, where
+    # jobs/pipeline.py would shadow the pipeline package; put the repository root there instead.
+    _sys.path[0] = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+
 from jobs.common import REASON_COL, StageContext, main
 from pipeline.balance.report import chart_png, distribution, format_table
 from pipeline.balance.sampling import BALANCE_DOWNSAMPLED, UNKNOWN, leaf_weights, sample_weights

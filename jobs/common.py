@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs import progress
 from pipeline.config import PipelineConfig, load_config
 from pipeline.stats import StageStats, format_funnel
 
@@ -382,10 +383,15 @@ def run_stage(
         fs=fs,
         extra_args=extra_args,
     )
+    # A hard-killed earlier run may have left its staging folder: never read, removed here.
+    for old in fs.list(output.rsplit("/", 1)[0]):
+        if old.rsplit("/", 1)[-1].startswith(output.rsplit("/", 1)[-1] + ".__staging-"):
+            fs.delete(old)
     t0 = time.time()
     spark.sparkContext.setJobGroup(stage, f"stage {stage}")
     try:
-        run(ctx)
+        with progress.track(spark, stage):
+            run(ctx)
         ctx.stats.seconds = time.time() - t0
         ctx.stats.check()
         for folder in (staging, ctx.path("_dropped")):

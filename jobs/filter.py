@@ -17,6 +17,14 @@ the task's GPU when Spark assigned one (``spark.task.resource.gpu.amount``), els
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if __package__ in (None, ""):
+    # Run as a file (`spark-submit jobs/<stage>.py`): Python puts jobs/ first on sys.path, where
+    # jobs/pipeline.py would shadow the pipeline package; put the repository root there instead.
+    _sys.path[0] = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+
 from jobs.common import REASON_COL, StageContext, main
 from pipeline.filter.clutter import CLUTTER_EMPTY
 from pipeline.filter.quality import QUALITY_BELOW

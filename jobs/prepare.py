@@ -11,6 +11,14 @@ with the smallest xxhash64(seed, doc_id) — never partition order.
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if __package__ in (None, ""):
+    # Run as a file (`spark-submit jobs/<stage>.py`): Python puts jobs/ first on sys.path, where
+    # jobs/pipeline.py would shadow the pipeline package; put the repository root there instead.
+    _sys.path[0] = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+
 from jobs.common import REASON_COL, StageContext, main
 from pipeline.prepare.process import EXACT_DUPLICATE, Prepare
 

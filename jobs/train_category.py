@@ -19,6 +19,14 @@ hundred thousand documents per core-minute.
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if __package__ in (None, ""):
+    # Run as a file (`spark-submit jobs/<stage>.py`): Python puts jobs/ first on sys.path, where
+    # jobs/pipeline.py would shadow the pipeline package; put the repository root there instead.
+    _sys.path[0] = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+
 import argparse
 import datetime as dt
 import hashlib
