@@ -42,7 +42,8 @@ KERNELS_MODULE = "models.moe.kernels"
 _fused_cache: list[Callable | None] = []  # [] = not looked up yet; [None] = kernels module absent
 
 
-def _check_shapes(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, offsets: torch.Tensor) -> None:
+def check_shapes(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, offsets: torch.Tensor) -> None:
+    """Validate the grouped_mlp contract (shared by the reference and the fused kernels)."""
     if x.dim() != 2 or w13.dim() != 3 or w2.dim() != 3 or offsets.dim() != 1:
         raise ValueError(
             f"grouped_mlp expects x [M,H], w13 [E,2I,H], w2 [E,H,I], offsets [E]; got "
@@ -63,7 +64,7 @@ def grouped_mlp_reference(
 
     ``offsets_E`` is read on the host (one sync on GPU), which is fine for a reference.
     """
-    _check_shapes(x_MH, w13_E2IH, w2_EHI, offsets_E)
+    check_shapes(x_MH, w13_E2IH, w2_EHI, offsets_E)
     inter = w2_EHI.shape[2]
     ends = offsets_E.tolist()
     if ends and ends[-1] != x_MH.shape[0]:
@@ -89,7 +90,7 @@ def grouped_mlp_grouped_mm(
     x_MH: torch.Tensor, w13_E2IH: torch.Tensor, w2_EHI: torch.Tensor, offsets_E: torch.Tensor
 ) -> torch.Tensor:
     """``torch._grouped_mm`` path (CUDA, sm90+, bf16; K and N multiples of 16)."""
-    _check_shapes(x_MH, w13_E2IH, w2_EHI, offsets_E)
+    check_shapes(x_MH, w13_E2IH, w2_EHI, offsets_E)
     inter = w2_EHI.shape[2]
     offs = offsets_E.to(torch.int32)
     # _grouped_mm takes B as [E, K, N]; a transposed view avoids a copy (torchtitan does the same).

@@ -495,17 +495,9 @@ def _grid_rows(m: int, e: int, n: int, num_progs: int):
 
 
 def _check(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, offsets: torch.Tensor) -> None:
-    if x.dim() != 2 or w13.dim() != 3 or w2.dim() != 3 or offsets.dim() != 1:
-        raise ValueError(
-            f"grouped_mlp_fused expects x [M,H], w13 [E,2I,H], w2 [E,H,I], offsets [E]; got "
-            f"{tuple(x.shape)}, {tuple(w13.shape)}, {tuple(w2.shape)}, {tuple(offsets.shape)}"
-        )
-    e, two_i, h = w13.shape
-    if two_i % 2 or x.shape[1] != h or tuple(w2.shape) != (e, h, two_i // 2) or offsets.shape[0] != e:
-        raise ValueError(
-            f"grouped_mlp_fused shape mismatch: x {tuple(x.shape)}, w13 {tuple(w13.shape)}, "
-            f"w2 {tuple(w2.shape)}, offsets {tuple(offsets.shape)} (want w13 [E,2I,H], w2 [E,H,I])"
-        )
+    from models.moe.experts import check_shapes  # the entry point's contract check (lazy: no cycle)
+
+    check_shapes(x, w13, w2, offsets)
     for name, t in (("x", x), ("w13", w13), ("w2", w2), ("offsets", offsets)):
         if not t.is_cuda or t.device != x.device:
             raise ValueError(f"grouped_mlp_fused: {name} must be on the CUDA device of x ({x.device})")
