@@ -19,7 +19,9 @@ Row groups are found on the device: every program reads the E offsets, prefix-su
 tile counts (``tl.cumsum``) and looks up its expert. Grid mode launches an upper bound
 (``cdiv(M, BLOCK_M) + E`` row tiles) whose surplus programs exit at once; PERSISTENT configs launch one
 program per SM that loops over the real tiles (``tl.range(..., flatten=True)``, so the next tile's
-loads overlap this tile's epilogue). Rows past an expert's end inside a tile are computed on
+loads overlap this tile's epilogue); WS configs are persistent with Triton's warp specialization
+(``tl.range(..., warp_specialize=True)``, unflattened: producer warps issue the TMA loads while the
+consumer warps run the MMAs). Rows past an expert's end inside a tile are computed on
 neighbouring rows and never stored, so uneven loads, empty experts and row counts that are not tile
 multiples need no padding.
 
@@ -269,7 +271,7 @@ def _gate_up_kernel(
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
-    PERSISTENT: tl.constexpr,
+    PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
@@ -277,7 +279,7 @@ def _gate_up_kernel(
     idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
     if PERSISTENT:
         total_m = tl.sum(tiles, axis=0)
-        for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=True):
+        for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
             pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
             e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
             _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
@@ -300,7 +302,7 @@ def _mgrouped_kernel(
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
-    E_P2: tl.constexpr, PERSISTENT: tl.constexpr,
+    E_P2: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
@@ -312,7 +314,7 @@ def _mgrouped_kernel(
     idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
     if PERSISTENT:
         total_m = tl.sum(tiles, axis=0)
-        for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=True):
+        for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
             pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
             e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
             _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
@@ -334,7 +336,7 @@ def _wgrad_kernel(
     a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr,
     R, C, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_bm, stride_ce, stride_cr,
-    USE_TMA: tl.constexpr, PERSISTENT: tl.constexpr,
+    USE_TMA: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
@@ -343,7 +345,7 @@ def _wgrad_kernel(
     num_c = tl.cdiv(C, BLOCK_N)
     per_e = num_r * num_c
     if PERSISTENT:
-        for tile in tl.range(tl.program_id(0), E * per_e, NUM_PROGS, flatten=True):
+        for tile in tl.range(tl.program_id(0), E * per_e, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
             e = tile // per_e
             pid_r, pid_c = _swizzle(tile % per_e, num_r, num_c, GROUP_M)
             end = tl.load(offs_ptr + e)
@@ -367,9 +369,12 @@ def _wgrad_kernel(
 
 
 def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
-         bk: int = _BLOCK_K) -> triton.Config:
+         bk: int = _BLOCK_K, ws: bool = False, **extra) -> triton.Config:
+    """A tile config. ``ws``: warp-specialised persistent loop (Triton's Hopper warp specialization
+    needs an unflattened loop, so FLATTEN = not ws); ``extra``: kernel-specific constexprs."""
     return triton.Config(
-        {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent},
+        {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
+         "WS": ws, "FLATTEN": not ws, **extra},
         num_warps=warps, num_stages=stages, pre_hook=_set_desc_blocks,
     )
 
@@ -410,16 +415,20 @@ def _set_desc_blocks(nargs: dict) -> None:
 
 
 # BLOCK_N of the gate/up kernel is per half: a program computes BLOCK_M x (2 * BLOCK_N) outputs.
+# Candidates chosen by bench/grouped_gemm_sweep.py at the dots.llm1 shapes (16K tokens, H200, TFLOP/s):
+# gate_up 128x128 s4 550-571 (ws equal, persistent 442); down 128x256 ws 554 > persistent 545 > grid 515;
+# dh 128x256 grid 454 (its persistent variant does not fit in shared memory); dx 128x256 persistent 588;
+# dw13 128x256 ws 555; dw2 128x256 grid 493. 64-row tiles stay for small row counts.
 GATE_UP_CONFIGS = [
-    _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4), _cfg(64, 128, 4, 4), _cfg(128, 128, 8, 3, persistent=True),
+    _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
 ]
 MGROUPED_CONFIGS = [
-    _cfg(128, 256, 8, 3), _cfg(128, 128, 8, 4), _cfg(64, 128, 4, 4),
-    _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 128, 8, 4, persistent=True),
+    _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
+    _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
 ]
 WGRAD_CONFIGS = [
-    _cfg(128, 128, 8, 4), _cfg(128, 256, 8, 3), _cfg(128, 128, 4, 3),
-    _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 128, 8, 4, persistent=True),
+    _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
+    _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True),
 ]
 
 _KEY = ["M_BUCKET", "N", "K", "USE_TMA"]

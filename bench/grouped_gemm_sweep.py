@@ -1,0 +1,128 @@
+"""Per-kernel tile-config sweep of the fused grouped-GEMM kernels (GPU; a tuning aid).
+
+    python -m bench.grouped_gemm_sweep [--tokens 16384] [--routing uniform] [--roles all] [--json OUT]
+
+Times every kernel role of ``models.moe.kernels`` (gate_up with and without the stored
+pre-activations, down, dh = d(act) with the SwiGLU backward, dx, dw13, dw2) at the dots.llm1 shapes
+under each candidate config below, one config at a time (autotuning off), and prints TFLOP/s per role
+and config. A config that fails to compile or run is reported with its error and skipped. The
+winners go into ``GATE_UP_CONFIGS`` / ``MGROUPED_CONFIGS`` / ``WGRAD_CONFIGS`` so that autotuning
+considers them; this script only measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+
+def candidates(gg) -> dict[str, list]:
+    c = gg._cfg
+    gate_up = [
+        c(128, 128, 8, 3), c(128, 128, 8, 4), c(128, 128, 8, 3, persistent=True),
+        c(128, 128, 8, 3, ws=True), c(128, 128, 8, 4, ws=True), c(64, 128, 4, 4), c(128, 64, 4, 4),
+    ]
+    mg = [
+        c(128, 256, 8, 3), c(128, 128, 8, 4),
+        c(128, 256, 8, 3, persistent=True), c(128, 128, 8, 4, persistent=True),
+        c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, ws=True),
+    ]
+    mg_h = mg + [c(64, 256, 4, 3), c(64, 128, 4, 4)]
+    wg = [
+        c(128, 128, 8, 4), c(128, 256, 8, 3), c(128, 256, 8, 3, persistent=True),
+        c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, ws=True),
+    ]
+    return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg_h, "dx": mg, "dw13": wg, "dw2": wg}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=16384)
+    ap.add_argument("--routing", default="uniform")
+    ap.add_argument("--roles", default="all")
+    ap.add_argument("--experts", type=int, default=128)
+    ap.add_argument("--topk", type=int, default=6)
+    ap.add_argument("--hidden", type=int, default=4096)
+    ap.add_argument("--inter", type=int, default=1408)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("needs a CUDA GPU (run it through the device tool)", file=sys.stderr)
+        return 2
+    os.environ["DOTS_GG_AUTOTUNE"] = "0"
+    from triton.testing import do_bench
+
+    import models.moe.kernels.grouped_gemm as gg
+    from bench.grouped_gemm import routing_counts
+
+    dev = torch.device("cuda")
+    e, hid, inter, k = args.experts, args.hidden, args.inter, args.topk
+    m = args.tokens * k
+    gen = torch.Generator().manual_seed(0)
+    counts = routing_counts(args.tokens, e, k, args.routing, gen)
+    offs = torch.cumsum(counts, 0).to(dev, torch.int32)
+    x = torch.randn(m, hid, device=dev, dtype=torch.bfloat16)
+    dy = torch.randn(m, hid, device=dev, dtype=torch.bfloat16)
+    w13 = (torch.randn(e, 2 * inter, hid, device=dev) / hid**0.5).to(torch.bfloat16)
+    w2 = (torch.randn(e, hid, inter, device=dev) / inter**0.5).to(torch.bfloat16)
+    act, h = gg.gate_up_swiglu(x, w13, offs, store_h=True)
+    dh = gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h)
+    unit = m * hid * inter  # FLOPs = mult * unit
+    roles = {
+        "gate_up_h": ("GATE_UP_CONFIGS", lambda: gg.gate_up_swiglu(x, w13, offs, store_h=True), 4),
+        "gate_up": ("GATE_UP_CONFIGS", lambda: gg.gate_up_swiglu(x, w13, offs), 4),
+        "down": ("MGROUPED_CONFIGS", lambda: gg.grouped_mm_fused(act, w2, offs, b_kmajor=True), 2),
+        "dh": ("MGROUPED_CONFIGS", lambda: gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h), 2),
+        "dx": ("MGROUPED_CONFIGS", lambda: gg.grouped_mm_fused(dh, w13, offs, b_kmajor=False), 4),
+        "dw13": ("WGRAD_CONFIGS", lambda: gg.weight_grad(dh, x, offs, torch.bfloat16), 4),
+        "dw2": ("WGRAD_CONFIGS", lambda: gg.weight_grad(dy, act, offs, torch.bfloat16), 2),
+    }
+    wanted = list(roles) if args.roles == "all" else args.roles.split(",")
+    cands = candidates(gg)
+    rows = []
+    print(f"device: {torch.cuda.get_device_name()}  tokens {args.tokens} {args.routing}  rows {m}", flush=True)
+    for role in wanted:
+        list_name, fn, mult = roles[role]
+        lst = getattr(gg, list_name)
+        saved = list(lst)
+        ref = fn()
+        ref = ref[0] if isinstance(ref, tuple) else ref
+        for cfg in cands[role]:
+            kw = dict(cfg.kwargs)
+            tag = (f"{kw['BLOCK_M']}x{kw['BLOCK_N']} w{cfg.num_warps} s{cfg.num_stages}"
+                   f"{' pers' if kw['PERSISTENT'] and not kw['WS'] else ''}{' ws' if kw['WS'] else ''}"
+                   )
+            lst[0] = cfg
+            t0 = time.time()
+            try:
+                out = fn()
+                out = out[0] if isinstance(out, tuple) else out
+                torch.cuda.synchronize()
+                err = ((out.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
+                ms = do_bench(fn, warmup=25, rep=200, return_mode="median")
+                r = {"role": role, "cfg": tag, "ms": ms, "tflops": mult * unit / ms / 1e9, "rel_err": err}
+            except Exception as exc:  # noqa: BLE001 - a sweep reports a config that fails and goes on
+                r = {"role": role, "cfg": tag, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
+            r["compile_s"] = round(time.time() - t0, 1)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+        lst[:] = saved
+    print()
+    for role in wanted:
+        best = max((r for r in rows if r["role"] == role and "tflops" in r), key=lambda r: r["tflops"], default=None)
+        line = "  ".join(f"{r['cfg']}={r['tflops']:.0f}" if "tflops" in r else f"{r['cfg']}=ERR"
+                         for r in rows if r["role"] == role)
+        print(f"{role:9s} best {best['cfg'] if best else '-'} {best['tflops'] if best else 0:.0f} | {line}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
