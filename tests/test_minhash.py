@@ -133,16 +133,87 @@ def test_lsh_s_curve_128x16():
             assert rate <= 0.02  # almost never
 
 
-@pytest.mark.parametrize("scheme", ["affine64", "affine32", "legacy"])
-def test_tokens_shingle_hash_equals_datasketch_with_hashfunc(scheme):
-    from pipeline.dedup.minhash import token_shingle_hash64
+# ---------------------------------------------------------------- compiled kernels
 
-    p = MinHashParams(num_perm=256, bands=16, rows=16, scheme=scheme, perm_seed=9, shingle_hash="tokens")
-    sig, n_sh = batch_signatures(TEXTS, LANGS, p)
-    f = token_shingle_hash64 if scheme == "affine64" else (lambda s: token_shingle_hash64(s) & 0xFFFFFFFF)
-    for i, (t, lg) in enumerate(zip(TEXTS, LANGS)):
+
+def test_kernel_sha1_equals_hashlib():
+    """SHA-1 prefixes of byte spans of every length around the padding boundaries (55/56/64)."""
+    import hashlib
+
+    from pipeline.dedup.kernels import sha1_prefix64_spans
+
+    rng = np.random.default_rng(5)
+    buf = rng.integers(0, 256, 2000, dtype=np.uint8)
+    lengths = list(range(0, 140)) + [191, 192, 255, 256, 1000]
+    starts = rng.integers(0, 500, len(lengths)).astype(np.int64)
+    ends = starts + np.array(lengths, dtype=np.int64)
+    got = sha1_prefix64_spans(buf, starts, ends)
+    for s, e, g in zip(starts, ends, got):
+        ref = int.from_bytes(hashlib.sha1(buf[s:e].tobytes()).digest()[:8], "little")
+        assert int(g) == ref, (s, e)
+
+
+NORM_CASES = [
+    "",
+    "   ",
+    "...!!!",
+    "one",
+    "Hello, WORLD!",
+    "a b c d",  # fewer tokens than the shingle size: one shingle
+    "a\x1cb\x1dc\x1ed\x1ff\tg\nh\x0bi\x0cj\rk",  # every ASCII separator str.split() knows
+    "".join(chr(c) for c in range(128)),
+    "caf\u00e9 NA\u00cfVE \u201cquoted\u201d \u2014 dash\u00a0nbsp\u3000ideo\u2028sep \u0130stanbul",
+    "x" * 300 + " " + "y" * 70,  # long shingles (several SHA-1 blocks)
+    "\u0395\u039b\u039b\u0397\u039d\u0399\u039a\u0391; \u00bfQu\u00e9? \u00abguillemets\u00bb",
+]
+
+
+def test_normalized_words_equal_reference():
+    from pipeline.dedup.minhash import normalized_words
+
+    p = MinHashParams()
+    for t in NORM_CASES + TEXTS:
+        for lang in ("en", "zh"):
+            ref = " ".join(minhash_tokens(t, lang)).encode("utf-8")
+            assert normalized_words(t, lang, p) == ref, (t, lang)
+    assert normalized_words(None, "en", p) == b""
+
+
+@pytest.mark.parametrize("scheme", ["affine64", "affine32", "legacy"])
+def test_kernel_edge_documents_equal_datasketch(scheme):
+    """Empty documents, punctuation-only ones, single-token, single-shingle, exactly-5-token and
+    repeated-shingle documents, in one batch, against datasketch document by document."""
+    texts = NORM_CASES + [
+        "one two three four five",
+        "one two three four five six",
+        "la la la la la la la la la la la",  # one distinct shingle repeated
+        None,
+        *TEXTS,
+    ]
+    langs = ["en"] * (len(texts) - len(TEXTS)) + LANGS
+    p = MinHashParams(num_perm=256, bands=16, rows=16, scheme=scheme, perm_seed=7)
+    sig, n_sh = batch_signatures(texts, langs, p)
+    empty = {"affine64": 2**64 - 1, "affine32": 2**32 - 1, "legacy": 2**32 - 1}[scheme]
+    for i, (t, lg) in enumerate(zip(texts, langs)):
         shs = doc_shingles(t, lg, p)
-        assert n_sh[i] == len(shs)  # no 64-bit collisions among a document's shingles
-        m = MinHash(num_perm=256, seed=9, scheme=scheme, hashfunc=f)
-        m.update_batch(list(shs))
-        assert np.array_equal(m.hashvalues, sig[i]), i
+        assert n_sh[i] == len(shs), (i, t)
+        if not shs:
+            assert (sig[i] == empty).all()
+        assert np.array_equal(sig[i], _datasketch(shs, 256, 7, scheme)), (i, t)
+    assert n_sh[texts.index("la la la la la la la la la la la")] == 1
+    assert n_sh[texts.index("a b c d")] == 1
+
+
+def test_kernel_batch_composition_does_not_matter():
+    """A document's signature is the same alone, in a batch, and in any order."""
+    p = MinHashParams()
+    perms = make_permutations(2048, 1, "affine64")
+    texts = NORM_CASES + TEXTS
+    langs = ["en"] * len(NORM_CASES) + LANGS
+    whole, _ = batch_signatures(texts, langs, p, perms)
+    order = np.random.default_rng(3).permutation(len(texts))
+    shuffled, _ = batch_signatures([texts[i] for i in order], [langs[i] for i in order], p, perms)
+    assert np.array_equal(shuffled, whole[order])
+    for i in (0, 5, len(texts) - 1):
+        alone, _ = batch_signatures([texts[i]], [langs[i]], p, perms)
+        assert np.array_equal(alone[0], whole[i])

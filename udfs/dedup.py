@@ -1,5 +1,5 @@
-"""Spark adapters for the ``dedup`` stage: MinHash band keys over Arrow batches (numpy-vectorized
-signatures), exact shingle Jaccard of candidate pairs, and the seeded survivor priority."""
+"""Spark adapters for the ``dedup`` stage: MinHash band keys over Arrow batches (compiled batch
+kernels), exact shingle Jaccard of candidate pairs, and the seeded survivor priority."""
 
 from __future__ import annotations
 
@@ -31,24 +31,22 @@ def bands_fn(p: MinHashParams, keep_text: bool):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numpy as np
 
-        from pipeline.dedup.minhash import (
-            band_keys,
-            doc_shingle_hashes,
-            make_permutations,
-            signatures,
-        )
+        from pipeline.dedup.minhash import band_keys, batch_shingle_hashes, make_permutations, signatures_flat
 
         perms = make_permutations(p.num_perm, p.perm_seed, p.scheme)  # once per task, ~1 ms
         for batch in batches:
             texts = batch.column("text").to_pylist()
             langs = batch.column("lang").to_pylist()
-            hl = [doc_shingle_hashes(t, lg, p) for t, lg in zip(texts, langs)]
-            n_sh = np.array([len(h) for h in hl], dtype=np.int32)
+            h, doc_off = batch_shingle_hashes(texts, langs, p)
+            n_sh = np.diff(doc_off).astype(np.int32)
             has = np.flatnonzero(n_sh)
-            keys = band_keys(signatures([hl[i] for i in has], perms), p.bands, p.rows) if len(has) else None
+            # documents without shingles get no keys: drop their (empty) slices before hashing
+            keys = band_keys(
+                signatures_flat(h, np.concatenate([[0], doc_off[1:][has]]), perms), p.bands, p.rows
+            )
             counts = np.where(n_sh > 0, p.bands, 0).astype(np.int32)
             offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-            values = keys.reshape(-1) if keys is not None else np.empty(0, dtype=np.int64)
+            values = keys.reshape(-1)
             arrays = [
                 batch.column("nid"),
                 batch.column("doc_id"),
@@ -68,17 +66,21 @@ def bands_fn(p: MinHashParams, keep_text: bool):
 
 def jaccard_fn(p: MinHashParams):
     """``mapInArrow`` function over candidate pairs (src, dst, text_a, lang_a, text_b, lang_b) ->
-    (src, dst, jaccard): the exact Jaccard similarity of the two shingle sets."""
+    (src, dst, jaccard): the exact Jaccard similarity of the two shingle sets (computed on their
+    64-bit shingle hashes)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pipeline.dedup.minhash import doc_shingles, jaccard
+        from pipeline.dedup.kernels import pair_jaccard
+        from pipeline.dedup.minhash import batch_shingle_hashes
 
         for batch in batches:
-            cols = {n: batch.column(n).to_pylist() for n in ("text_a", "lang_a", "text_b", "lang_b")}
-            js = [
-                jaccard(doc_shingles(ta, la, p), doc_shingles(tb, lb, p))
-                for ta, la, tb, lb in zip(cols["text_a"], cols["lang_a"], cols["text_b"], cols["lang_b"])
-            ]
+            ha, off_a = batch_shingle_hashes(
+                batch.column("text_a").to_pylist(), batch.column("lang_a").to_pylist(), p
+            )
+            hb, off_b = batch_shingle_hashes(
+                batch.column("text_b").to_pylist(), batch.column("lang_b").to_pylist(), p
+            )
+            js = pair_jaccard(ha, off_a, hb, off_b)
             yield pa.RecordBatch.from_arrays(
                 [batch.column("src"), batch.column("dst"), pa.array(js, type=pa.float64())],
                 names=["src", "dst", "jaccard"],

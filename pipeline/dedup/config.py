@@ -26,11 +26,6 @@ class DedupConfig:
     # seed=perm_seed, scheme=scheme) fed the UTF-8 shingles.
     scheme: str = "affine64"
     perm_seed: int = 1
-    # Shingle hash: "sha1" = datasketch's default hash of the shingle's UTF-8 bytes (signatures
-    # equal datasketch.MinHash(num_perm, seed=perm_seed, scheme=scheme)); "tokens" = cached token
-    # hashes mixed per shingle (no SHA-1 per shingle; equal to datasketch given
-    # hashfunc=pipeline.dedup.minhash.token_shingle_hash64).
-    shingle_hash: str = "sha1"
     # Verification: drop candidate edges whose true shingle Jaccard is below the threshold.
     verify: bool = False
     verify_threshold: float = 0.8
@@ -43,8 +38,6 @@ class DedupConfig:
     def validate(self) -> None:
         if self.scheme not in SCHEMES:
             raise ValueError(f"dedup.scheme={self.scheme!r}: choose one of {', '.join(SCHEMES)}")
-        if self.shingle_hash not in ("sha1", "tokens"):
-            raise ValueError(f"dedup.shingle_hash={self.shingle_hash!r}: choose sha1 or tokens")
         if self.bands * self.rows != self.num_perm:
             raise ValueError(
                 f"dedup.bands * dedup.rows ({self.bands} * {self.rows}) must equal dedup.num_perm "

@@ -15,11 +15,11 @@ from pipeline.dedup.components import union_find_components
 from pipeline.dedup.minhash import (
     MinHashParams,
     band_keys,
-    doc_shingle_hashes,
+    batch_shingle_hashes,
     doc_shingles,
     jaccard,
     make_permutations,
-    signatures,
+    signatures_flat,
 )
 
 REASON_DUPLICATE = "minhash_duplicate"
@@ -55,9 +55,9 @@ def dedup_reference(
     """``docs``: ``[(doc_id, text, lang)]`` -> ``{doc_id: (dup_cluster, dup_cluster_size)}`` where
     ``dup_cluster`` is the surviving doc_id of the document's component (itself when alone)."""
     perms = make_permutations(p.num_perm, p.perm_seed, p.scheme)
-    hl = [doc_shingle_hashes(t, lg, p) for _, t, lg in docs]
-    nz = [i for i, h in enumerate(hl) if len(h)]
-    sig = signatures([hl[i] for i in nz], perms)
+    h, doc_off = batch_shingle_hashes([t for _, t, _ in docs], [lg for _, _, lg in docs], p)
+    nz = [int(i) for i in np.flatnonzero(np.diff(doc_off))]
+    sig = signatures_flat(h, np.concatenate([[0], doc_off[1:][nz]]), perms)
     keys = band_keys(sig, p.bands, p.rows) if nz else np.zeros((0, p.bands), dtype=np.int64)
     edges = {(nz[a], nz[b]) for a, b in star_edges(keys)}
     if verify_threshold is not None:

@@ -1,4 +1,4 @@
-"""MinHash signatures, vectorized over a batch of documents with numpy, equal to datasketch's.
+"""MinHash signatures of document batches, identical to datasketch's, from compiled kernels.
 
 Reference: datasketch ``MinHash(num_perm, seed, scheme)`` fed the UTF-8 bytes of each shingle
 with its default hash (SHA-1: the first 4 bytes little-endian for ``affine32``/``legacy``, the first
@@ -10,9 +10,10 @@ with its default hash (SHA-1: the first 4 bytes little-endian for ``affine32``/`
 * ``legacy`` (datasketch < 2.0): ``a`` in ``[1, p)``, ``b`` in ``[0, p)`` with the Mersenne prime
   ``p = 2^61 - 1``; ``((a * h + b) mod 2^64 mod p) & (2^32 - 1)``.
 
-Speed: the batch's shingle hashes are concatenated and every permutation is applied to the whole
-batch at once (one multiply, one add, one segmented minimum per permutation via
-``np.minimum.reduceat``), so the per-call overhead is paid per permutation, not per document.
+Speed: a batch's normalized texts are concatenated into one byte buffer; one numba call finds the
+tokens, hashes every 5-token byte span with SHA-1 and keeps each document's distinct hashes, and
+one more computes all signatures (:mod:`pipeline.dedup.kernels`). Only the normalization runs in
+Python (``bytes.translate`` for ASCII texts, a codepoint table otherwise).
 
 The dots.llm1 settings are 5-gram shingles of normalized words (jieba tokens for Chinese),
 2048 permutations = 128 bands x 16 rows, and ``affine64`` gives 64-bit hashing end to end.
@@ -21,19 +22,21 @@ The dots.llm1 settings are 5-gram shingles of normalized words (jieba tokens for
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from pipeline.clean.text import jieba_tokens, uses_jieba
-from pipeline.prepare.normalize import normalize_text
+from pipeline.dedup import kernels
+from pipeline.prepare.normalize import _punct_table, normalize_text
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH32 = np.uint64((1 << 32) - 1)
 _WIDTH = {"affine32": 32, "affine64": 64, "legacy": 32}
 _DTYPE = {"affine32": np.uint32, "affine64": np.uint64, "legacy": np.uint64}
-_EMPTY = {"affine32": np.uint32(0xFFFFFFFF), "affine64": np.uint64(0xFFFFFFFFFFFFFFFF), "legacy": MAX_HASH32}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,142 +94,33 @@ def hash_shingles(shingles: Iterable[bytes], scheme: str = "affine64") -> np.nda
     return np.fromiter((f(s) for s in shingles), dtype=_DTYPE[scheme])
 
 
-# ---- "tokens" shingle hash: each distinct token is hashed once (BLAKE2b-64, cached per worker),
-# a shingle's hash mixes its tokens' hashes with fmix64, vectorized over the document's positions.
-# Same 64-bit quality as hashing the shingle bytes, without one SHA-1 call per shingle.
-_MIX = 0x9E3779B97F4A7C15
-_TOKEN_CACHE: dict[str, int] = {}
-_TOKEN_CACHE_MAX = 1 << 21
-_M64 = (1 << 64) - 1
-
-
-def token_hash(tok: str) -> int:
-    """64-bit hash of one token (BLAKE2b, 8-byte digest, little-endian), cached."""
-    v = _TOKEN_CACHE.get(tok)
-    if v is None:
-        if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
-            _TOKEN_CACHE.clear()
-        v = int.from_bytes(hashlib.blake2b(tok.encode("utf-8"), digest_size=8).digest(), "little")
-        _TOKEN_CACHE[tok] = v
-    return v
-
-
-def _fmix64_int(h: int) -> int:
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & _M64
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & _M64
-    return h ^ (h >> 33)
-
-
-def token_shingle_hash64(shingle: bytes) -> int:
-    """Scalar reference of the "tokens" shingle hash for one shingle (tokens joined by spaces):
-    ``fmix64(sum_k token_hash(t_k) * MIX^(n-1-k) mod 2^64)``. Pass it to datasketch as ``hashfunc``
-    (``& 0xFFFFFFFF`` for the 32-bit schemes) to reproduce our signatures."""
-    h = 0
-    for t in shingle.decode("utf-8").split(" "):
-        h = (h * _MIX + token_hash(t)) & _M64
-    return _fmix64_int(h)
-
-
-def token_shingle_hashes(toks: Sequence[str], n: int = 5, scheme: str = "affine64") -> np.ndarray:
-    """Distinct "tokens" hashes of the ``n``-gram shingles of ``toks`` (vectorized); a document
-    shorter than ``n`` tokens is one shingle, no tokens no shingles (as :func:`shingles`)."""
-    m = len(toks)
-    if m == 0:
-        return np.empty(0, dtype=_DTYPE[scheme])
-    c = _TOKEN_CACHE
-    th = np.array([c[t] if t in c else token_hash(t) for t in toks], dtype=np.uint64)
-    k = min(n, m)
-    w = m - k + 1
-    h = th[:w].copy()
-    mix = np.uint64(_MIX)
-    for j in range(1, k):
-        h *= mix
-        h += th[j : j + w]
-    h = np.unique(fmix64(h))
-    if scheme != "affine64":
-        h = (h & np.uint64(0xFFFFFFFF)).astype(_DTYPE[scheme])
-    return h
-
-
-def fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3 32-bit finalizer on a uint32 array (wrapping arithmetic)."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
-
-
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3 64-bit finalizer on a uint64 array (wrapping arithmetic)."""
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
-
-
 # ---------------------------------------------------------------- signatures
 
 
-def signatures(hash_lists: Sequence[np.ndarray], perms: Permutations, chunk: int = 1 << 15) -> np.ndarray:
-    """``[n_docs, num_perm]`` MinHash signatures of a batch; ``hash_lists[i]`` holds document i's
-    shingle hashes (any order, duplicates allowed). A document without shingles gets the
-    scheme's empty value (datasketch's initial hash values) in every slot.
+def signatures_flat(h: np.ndarray, doc_off: np.ndarray, perms: Permutations) -> np.ndarray:
+    """``[n_docs, num_perm]`` MinHash signatures; document ``d``'s shingle hashes are
+    ``h[doc_off[d]:doc_off[d+1]]`` (uint64; 64-bit hashes for ``affine64``, values < 2^32 or
+    64-bit hashes whose low 32 bits are used for the 32-bit schemes; duplicates allowed). A document
+    without shingles gets the scheme's empty value (datasketch's initial hash values) everywhere."""
+    h = np.ascontiguousarray(h, dtype=np.uint64)
+    doc_off = np.ascontiguousarray(doc_off, dtype=np.int64)
+    if perms.scheme == "affine64":
+        return kernels.minhash_affine64(h, doc_off, perms.a, perms.b)
+    if perms.scheme == "affine32":
+        return kernels.minhash_affine32(h, doc_off, perms.a, perms.b)
+    return kernels.minhash_legacy(h, doc_off, perms.a, perms.b)
 
-    Documents are processed in groups of about ``chunk`` shingle hashes: large enough that the
-    three numpy calls per permutation are amortized over many documents, small enough that the
-    working buffer (``chunk`` x 8 bytes) stays in the CPU caches."""
+
+def signatures(hash_lists: Sequence[np.ndarray], perms: Permutations) -> np.ndarray:
+    """:func:`signatures_flat` of a list of per-document hash arrays."""
     n = len(hash_lists)
     if n == 0:
         return np.empty((0, perms.num_perm), dtype=_DTYPE[perms.scheme])
-    groups, start, acc = [], 0, 0
-    for i, h in enumerate(hash_lists):
-        acc += len(h)
-        if acc >= chunk:
-            groups.append((start, i + 1))
-            start, acc = i + 1, 0
-    if start < n:
-        groups.append((start, n))
-    if len(groups) == 1:
-        return _signatures(hash_lists, perms)
-    return np.concatenate([_signatures(hash_lists[a:b], perms) for a, b in groups])
-
-
-def _signatures(hash_lists: Sequence[np.ndarray], perms: Permutations) -> np.ndarray:
-    scheme = perms.scheme
-    dtype = _DTYPE[scheme]
-    n = len(hash_lists)
-    out = np.full((n, perms.num_perm), _EMPTY[scheme], dtype=dtype)
-    lens = np.fromiter((len(h) for h in hash_lists), dtype=np.int64, count=n)
-    nz = np.flatnonzero(lens)
-    if len(nz) == 0:
-        return out
-    h = np.concatenate([np.asarray(hash_lists[i], dtype=dtype) for i in nz])
-    starts = np.concatenate([[0], np.cumsum(lens[nz])[:-1]])
-    if scheme == "affine64":
-        h = fmix64(h)
-    elif scheme == "affine32":
-        h = fmix32(h)
-    res = np.empty((perms.num_perm, len(nz)), dtype=dtype)
-    buf = np.empty_like(h)
-    a, b = perms.a, perms.b
-    if scheme == "legacy":
-        for j in range(perms.num_perm):
-            np.multiply(h, a[j], out=buf)
-            np.add(buf, b[j], out=buf)
-            np.remainder(buf, MERSENNE_PRIME, out=buf)
-            np.bitwise_and(buf, MAX_HASH32, out=buf)
-            res[j] = np.minimum.reduceat(buf, starts)
-    else:
-        for j in range(perms.num_perm):
-            np.multiply(h, a[j], out=buf)
-            np.add(buf, b[j], out=buf)
-            res[j] = np.minimum.reduceat(buf, starts)
-    out[nz] = res.T
-    return out
+    lens = np.fromiter((len(x) for x in hash_lists), dtype=np.int64, count=n)
+    doc_off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    parts = [np.asarray(x).astype(np.uint64, copy=False) for x in hash_lists if len(x)]
+    h = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    return signatures_flat(h, doc_off, perms)
 
 
 # ---------------------------------------------------------------- text -> shingles
@@ -265,7 +159,6 @@ class MinHashParams:
     perm_seed: int = 1
     jieba_langs: tuple[str, ...] = ("zh",)
     jieba_hmm: bool = False
-    shingle_hash: str = "sha1"
 
     @classmethod
     def from_config(cls, d) -> MinHashParams:
@@ -278,7 +171,6 @@ class MinHashParams:
             d.perm_seed,
             tuple(d.jieba_langs),
             d.jieba_hmm,
-            d.shingle_hash,
         )
 
 
@@ -286,38 +178,96 @@ def doc_shingles(text: str | None, lang: str | None, p: MinHashParams) -> set[by
     return shingles(minhash_tokens(text, lang, p.jieba_langs, p.jieba_hmm), p.shingle_size)
 
 
+def normalized_words(text: str | None, lang: str | None, p: MinHashParams) -> bytes:
+    """UTF-8 of the document's shingling tokens joined by single spaces, i.e.
+    ``" ".join(minhash_tokens(text, lang, ...)).encode()``, computed faster: ASCII texts go through
+    one ``bytes.translate`` (punctuation deleted, lowercased), others through a codepoint table
+    (:func:`_drop_punct`), NFD and lowercase; ``str.split`` collapses whitespace exactly as the
+    reference's ``\\s+`` does (both use ``str.isspace``)."""
+    if not text:
+        return b""
+    if uses_jieba(lang, p.jieba_langs):
+        toks = minhash_tokens(text, lang, p.jieba_langs, p.jieba_hmm)
+        out = " ".join(toks).encode("utf-8")
+        if out.count(b" ") != max(len(toks) - 1, 0):
+            raise ValueError("a jieba token contains a space; shingle spans would be wrong")
+        return out
+    if text.isascii():
+        return b" ".join(text.encode("ascii").translate(_ascii_map(), _ascii_punct()).split())
+    t = unicodedata.normalize("NFD", _drop_punct(text)).lower()
+    return " ".join(t.split()).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _ascii_punct() -> bytes:
+    return bytes(c for c in range(128) if unicodedata.category(chr(c)).startswith("P"))
+
+
+@functools.lru_cache(maxsize=1)
+def _ascii_map() -> bytes:
+    # lowercase, and the ASCII separators \x1c-\x1f (str.isspace() but not bytes.isspace()) -> space
+    src = bytes(range(65, 91)) + bytes(range(0x1C, 0x20))
+    return bytes.maketrans(src, bytes(range(97, 123)) + b"    ")
+
+
+@functools.lru_cache(maxsize=1)
+def _punct_mask() -> np.ndarray:
+    m = np.zeros(0x110000, dtype=bool)
+    m[np.fromiter(_punct_table(), dtype=np.int64)] = True
+    return m
+
+
+def _drop_punct(text: str) -> str:
+    """``text.translate(_punct_table())`` via a boolean table over the UTF-32 codepoints."""
+    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    keep = ~_punct_mask()[cp]
+    if keep.all():
+        return text
+    return cp[keep].tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def batch_shingle_hashes(
+    texts: Sequence[str | None], langs: Sequence[str | None], p: MinHashParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(h, doc_off)``: the distinct shingle hashes of every document of the batch, document ``d``
+    owning ``h[doc_off[d]:doc_off[d+1]]`` (uint64): the first 8 bytes of SHA-1 of each shingle's
+    UTF-8, little-endian (datasketch's 64-bit hash; its low 32 bits are the 32-bit hash). The
+    shingles are byte spans of the normalized text (:mod:`pipeline.dedup.kernels`), never built."""
+    n = len(texts)
+    blobs = [normalized_words(t, lg, p) for t, lg in zip(texts, langs)]
+    doc_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, blobs), dtype=np.int64, count=n), out=doc_off[1:])
+    buf = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    ts, te, doc_tok = kernels.space_tokens(buf, doc_off)
+    return kernels.shingle_hashes(buf, ts, te, doc_tok, p.shingle_size)
+
+
 def doc_shingle_hashes(text: str | None, lang: str | None, p: MinHashParams) -> np.ndarray:
-    """The document's shingle hashes under ``p.shingle_hash``: ``sha1`` hashes each shingle's
-    UTF-8 bytes (datasketch's default hash), ``tokens`` mixes cached token hashes."""
-    toks = minhash_tokens(text, lang, p.jieba_langs, p.jieba_hmm)
-    if p.shingle_hash == "tokens":
-        return token_shingle_hashes(toks, p.shingle_size, p.scheme)
-    return hash_shingles(shingles(toks, p.shingle_size), p.scheme)
+    """One document's distinct shingle hashes (:func:`batch_shingle_hashes`)."""
+    return batch_shingle_hashes([text], [lang], p)[0]
 
 
-def batch_signatures(texts: Sequence[str | None], langs: Sequence[str | None], p: MinHashParams, perms=None):
+def batch_signatures(
+    texts: Sequence[str | None],
+    langs: Sequence[str | None],
+    p: MinHashParams,
+    perms: Permutations | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(signatures [n, num_perm], n_shingles [n])`` of a batch of documents."""
     perms = perms or make_permutations(p.num_perm, p.perm_seed, p.scheme)
-    hl = [doc_shingle_hashes(t, lg, p) for t, lg in zip(texts, langs)]
-    return signatures(hl, perms), np.array([len(h) for h in hl], dtype=np.int64)
+    h, doc_off = batch_shingle_hashes(texts, langs, p)
+    return signatures_flat(h, doc_off, perms), np.diff(doc_off)
 
 
 # ---------------------------------------------------------------- LSH bands
-
-_BAND_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """``[n, bands]`` signed 64-bit bucket keys: band ``k``'s ``rows`` values mixed into one key
     (fmix64 chain seeded with the band index, so equal rows in different bands do not collide)."""
-    n = sig.shape[0]
     if sig.shape[1] != bands * rows:
         raise ValueError(f"signature width {sig.shape[1]} != bands * rows = {bands * rows}")
-    v = sig.astype(np.uint64, copy=False).reshape(n, bands, rows)
-    h = np.broadcast_to(np.arange(1, bands + 1, dtype=np.uint64) * _BAND_MUL, (n, bands)).copy()
-    for r in range(rows):
-        h = fmix64(h * _BAND_MUL + v[:, :, r])
-    return h.view(np.int64)
+    return kernels.band_keys(np.ascontiguousarray(sig), bands, rows)
 
 
 def jaccard(a: set, b: set) -> float:
