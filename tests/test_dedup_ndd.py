@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from pipeline.dedup.lsh import dedup_reference
-from pipeline.dedup.minhash import MinHashParams
+from pipeline.dedup.minhash import MinHashParams, doc_shingles, jaccard
 from tests.conftest import shared_data
 
 pytestmark = pytest.mark.shared_data
@@ -82,3 +82,43 @@ def test_natural_duplicates():
     for k in range(len(NATURAL_PAIRS)):
         assert res[f"p{k}a"][0] == res[f"p{k}b"][0], NATURAL_PAIRS[k]
         assert res[f"p{k}a"][1] == 2, (NATURAL_PAIRS[k], res[f"p{k}a"])
+
+
+CLUEWEB = "resiliparse-warc/tests/data/clueweb-quirk.warc.gz"
+
+
+def test_clueweb_shop_template_pages():
+    """The 29 ClueWeb09 shop pages (one Japanese shop template, EUC-JP) of the shared data.
+
+    What the pipeline does with them: stage 1's extraction (trafilatura, ``ja`` kept for the test)
+    returns the same text for all 29 (the template's ranking sidebar), so they are exact duplicates
+    (one ``content_hash``) and MinHash puts them in one cluster of 29. On the full visible text of
+    each page (the same template with different products; pairwise word-shingle Jaccard ~0.70-0.94,
+    few pairs above 0.8) LSH links enough pairs that connected components still give one cluster."""
+    from pipeline.config import load_config
+    from pipeline.prepare.charset import decode_html
+    from pipeline.prepare.extract import parse_html, visible_text
+    from pipeline.prepare.process import process_warc_file
+    from pipeline.prepare.warc import iter_records
+
+    path = shared_data(CLUEWEB)
+    cfg = load_config(overrides=["prepare.keep_langs=[zh,en,ja]"])
+    rows = [r for r in process_warc_file(str(path), cfg.prepare) if r["drop_reason"] is None]
+    assert len(rows) == 29 and {r["lang"] for r in rows} == {"ja"}
+    assert len({r["content_hash"] for r in rows}) == 1  # exact duplicates after extraction
+    p = MinHashParams()
+    res = dedup_reference([(r["doc_id"], r["text"], r["lang"]) for r in rows], p, seed=1234)
+    assert {s for _, s in res.values()} == {29} and len({c for c, _ in res.values()}) == 1
+
+    pages = []
+    with open(path, "rb") as f:
+        for rec in iter_records(f, True, cfg.prepare.max_record_bytes):
+            if getattr(rec, "rec_type", None) == "response" and rec.body:
+                html, _ = decode_html(rec.body, rec.content_type)
+                pages.append((rec.target_uri, visible_text(parse_html(html), 10**7), "ja"))
+    assert len(pages) == 29 and len({t for _, t, _ in pages}) == 29  # 29 different page texts
+    shs = [doc_shingles(t, lg, p) for _, t, lg in pages]
+    js = [jaccard(a, b) for a, b in itertools.combinations(shs, 2)]
+    assert 0.6 < min(js) and max(js) < 1.0 and sum(j >= 0.8 for j in js) < 0.1 * len(js)
+    res = dedup_reference(pages, p, seed=1234)
+    assert {s for _, s in res.values()} == {29} and len({c for c, _ in res.values()}) == 1
