@@ -19,9 +19,9 @@ Row groups are found on the device: every program reads the E offsets, prefix-su
 tile counts (``tl.cumsum``) and looks up its expert. Grid mode launches an upper bound
 (``cdiv(M, BLOCK_M) + E`` row tiles) whose surplus programs exit at once; PERSISTENT configs launch one
 program per SM that loops over the real tiles (``tl.range(..., flatten=True)``, so the next tile's
-loads overlap this tile's epilogue); WS configs are persistent with Triton's warp specialization
-(``tl.range(..., warp_specialize=True)``, unflattened: producer warps issue the TMA loads while the
-consumer warps run the MMAs). Rows past an expert's end inside a tile are computed on
+loads overlap this tile's epilogue); WS configs (opt-in, ``DOTS_GG_WS=1``, see the config lists) are
+persistent with Triton's warp specialization (``tl.range(..., warp_specialize=True)``, unflattened:
+producer warps issue the TMA loads while the consumer warps run the MMAs). Rows past an expert's end inside a tile are computed on
 neighbouring rows and never stored, so uneven loads, empty experts and row counts that are not tile
 multiples need no padding.
 
@@ -430,6 +430,14 @@ WGRAD_CONFIGS = [
     _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True),
 ]
+
+# Warp-specialised configs are opt-in (DOTS_GG_WS=1): they pass the GPU tests, but in a 300-step run of
+# conf/moe/small.yaml (H200, bench/grouped_gemm_e2e.py) the loss with them drifted 0.39 below the
+# reference path's by step 150, while without them the fused path stayed within 0.055 (torch._grouped_mm:
+# 0.035). Until that is explained they are not autotuning candidates by default.
+if os.environ.get("DOTS_GG_WS", "0").strip().lower() in ("", "0", "false", "no", "off"):
+    for _lst in (GATE_UP_CONFIGS, MGROUPED_CONFIGS, WGRAD_CONFIGS):
+        _lst[:] = [c for c in _lst if not c.kwargs["WS"]]
 
 _KEY = ["M_BUCKET", "N", "K", "USE_TMA"]
 _gate_up_tuned = triton.autotune(GATE_UP_CONFIGS, key=_KEY + ["STORE_H"])(_gate_up_kernel)
