@@ -101,7 +101,8 @@ def test_default_artifact_contract():
     names = category_names()
     assert "Recipes and Cooking" in [names[i] for i in top[0]]
     assert "Football (Soccer)" in [names[i] for i in top[1]]
-    # (Chinese: the silver corpus has ~40 labeled Chinese pages, too few for reliable leaves; see the card)
+    assert "Football (Soccer)" in [names[i] for i in top[3]]  # Chinese, through the keyword prior
+    assert pred.beta > 0 and pred.keyword_scores(texts[3:]).sum() > 0
 
 
 def test_model_size_and_card():
@@ -116,9 +117,59 @@ def test_eval_set_is_valid():
     rows = [
         json.loads(line) for line in (REPO / "data" / "category_eval.jsonl").read_text().splitlines() if line
     ]
-    assert len(rows) >= 100
+    assert len(rows) >= 250
     assert len({r["url"] for r in rows}) == len(rows)
     for r in rows:
-        assert set(r) <= {"url", "category", "note"}, r
+        assert set(r) <= {"url", "category", "lang", "split", "note"}, r
+        assert r["split"] in ("dev", "test") and r["lang"], r
         tax.id_of(r["category"])
         assert len(r.get("note", "")) <= 120
+    for split in ("dev", "test"):  # both splits hold English and Chinese pages
+        langs = [r["lang"] for r in rows if r["split"] == split]
+        assert langs.count("en") >= 50 and langs.count("zh") >= 15, (split, langs.count("zh"))
+
+
+def _with_chinese_eval(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Tiny labeled file + 4 Chinese pages (excluded from training) + their eval labels + keywords."""
+    f = tmp_path / "a.jsonl"
+    _labeled(f, "Physics", "Poetry")
+    zh = {
+        "u://zh/0": ("量子物理实验中的粒子。", "Physics", "dev"),
+        "u://zh/1": ("一首诗歌，诗人写的。", "Poetry", "dev"),
+        "u://zh/2": ("粒子与量子的新发现。", "Physics", "test"),
+        "u://zh/3": ("诗人朗诵诗歌。", "Poetry", "test"),
+    }
+    with f.open("a", encoding="utf-8") as out:
+        for u, (t, c, _) in zh.items():
+            out.write(json.dumps({"text": t, "category": c, "url": u}, ensure_ascii=False) + "\n")
+    ev = tmp_path / "eval.jsonl"
+    ev.write_text(
+        "\n".join(json.dumps({"url": u, "category": c, "lang": "zh", "split": s}) for u, (_, c, s) in zh.items()),
+        encoding="utf-8",
+    )
+    kw = tmp_path / "kw.yaml"
+    kw.write_text("Physics: {zh: [量子, 粒子]}\nPoetry: {zh: [诗歌, 诗人]}\n", encoding="utf-8")
+    return f, ev, kw
+
+
+def test_keyword_prior_chosen_on_dev_rows_carries_chinese(tmp_path):
+    f, ev, kw = _with_chinese_eval(tmp_path)
+    common = ["--input", str(f), "--exclude-urls", str(ev), "--eval-labels", str(ev), "--keywords", str(kw)]
+    res = train_main([*common, "--out", str(tmp_path / "m"), "--holdout", "0.2", *SMALL])
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["keyword_prior"]["beta"] > 0  # chosen on the two dev rows
+    assert res["eval"]["test"]["top1"] == 1.0  # the Chinese test rows, never trained on
+    assert res["eval_network_only"]["test"]["n"] == 2
+    assert 0 < cfg["temperature"] and "keyword prior" in (tmp_path / "m" / "MODEL_CARD.md").read_text().lower()
+    assert _predict_names(tmp_path / "m", ["量子", "诗人"]) == ["Physics", "Poetry"]
+    # --keyword-prior 0: network only, no prior in the artifact, and a different version
+    res0 = train_main([*common, "--out", str(tmp_path / "m0"), "--holdout", "0.2", "--keyword-prior", "0", *SMALL])
+    assert json.loads((tmp_path / "m0" / "config.json").read_text())["keyword_prior"] is None
+    assert res0["model"] != res["model"]
+    pred0 = load(tmp_path / "m0", "cpu")
+    assert not pred0.keyword_scores(["量子"]).any()
+
+
+def test_bad_keyword_prior_argument(tmp_path):
+    with pytest.raises(SystemExit):
+        train_main(["--input", "x.jsonl", "--out", str(tmp_path / "m"), "--keyword-prior", "-1"])

@@ -7,8 +7,18 @@
     pred.version                          # e.g. "category-20261128-3f2a9c1d", recorded per row
 
 A model folder holds ``model.safetensors`` (float16 weights), ``config.json`` (hyper-parameters,
-feature settings, label names, version, metrics) and ``MODEL_CARD.md``; ``jobs/train_category.py``
-writes new ones. Features are computed on the CPU; the EmbeddingBag + linear layer run on ``device``.
+feature settings, label names, version, metrics, keyword prior) and ``MODEL_CARD.md``;
+``jobs/train_category.py`` writes new ones. Features are computed on the CPU; the EmbeddingBag + linear
+layer run on ``device``.
+
+Keyword prior (``config["keyword_prior"]``, optional): the student network's logits are combined with
+its weak-label teacher as ``(logits + beta * log1p(keyword_scores)) / temperature``, where
+``keyword_scores`` [N, C] are the per-leaf keyword scores of the text (the keyword lists are stored in
+the config, so an artifact does not change when ``conf/category_keywords.yaml`` does). A product of
+experts of the classifier and its labeling functions, as in data-programming end models (Ratner et al.,
+2017); ``beta`` is chosen on a dev split and ``temperature`` fitted on held-out data by the training
+job. Keyword scores cross languages (English, Chinese, German lists point at the same leaf), which
+the hashed n-grams of a few thousand mostly English pages cannot.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import torch
 
 from models.category.model import FastTextClassifier, featurize
 from pipeline.category.taxonomy import Taxonomy, load_taxonomy
+from pipeline.category.weak_labels import WeakLabelConfig, WeakLabeler
 from pipeline.config import REPO_ROOT
 
 # REPO_ROOT, not this file's folder: under spark-submit the code is imported from the --py-files zip,
@@ -38,16 +49,35 @@ def category_names(taxonomy: str | Path | None = None) -> list[str]:
 class CategoryPredictor:
     """A loaded category model on one device; ``predict`` is batched, deterministic and thread-safe."""
 
-    def __init__(self, model: FastTextClassifier, config: dict, device: str = "cpu") -> None:
+    def __init__(
+        self, model: FastTextClassifier, config: dict, device: str = "cpu", taxonomy: Taxonomy | None = None
+    ) -> None:
         self.model = model.to(device).eval()
         self.config = config
         self.device = device
         self.version: str = config["version"]
         self.labels: list[str] = list(config["labels"])
+        kp = config.get("keyword_prior") or {}
+        self.beta = float(kp.get("beta", 0.0))
+        self.temperature = float(config.get("temperature", 1.0))
+        if not self.temperature > 0:
+            raise ValueError(f"config temperature must be > 0, got {self.temperature}")
+        self.prior_chars = int(kp.get("max_chars", config.get("max_chars", 4000)))
+        self.labeler: WeakLabeler | None = None
+        if self.beta:
+            tax = taxonomy or load_taxonomy(None)
+            wcfg = WeakLabelConfig(cap=int(kp.get("cap", 3)), max_chars=self.prior_chars)
+            self.labeler = WeakLabeler(tax, kp["keywords"], wcfg)
+
+    def keyword_scores(self, texts: list[str]) -> np.ndarray:
+        """float32 [N, C] keyword scores of the prior (zeros when the model has none)."""
+        if self.labeler is None:
+            return np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        return self.labeler.score_matrix(texts, self.prior_chars)
 
     @torch.inference_mode()
-    def logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
-        """float32 [N, C] logits."""
+    def network_logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+        """float32 [N, C] logits of the network alone (no keyword prior, no temperature)."""
         out = []
         for i in range(0, len(texts), batch_size):
             ids, offs = featurize(texts[i : i + batch_size], self.config)
@@ -57,6 +87,13 @@ class CategoryPredictor:
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out)
+
+    def logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+        """float32 [N, C] final logits: ``(network + beta * log1p(keyword scores)) / temperature``."""
+        lg = self.network_logits(texts, batch_size)
+        if self.beta:
+            lg = lg + np.float32(self.beta) * np.log1p(self.keyword_scores(texts))
+        return (lg / np.float32(self.temperature)).astype(np.float32)
 
     def predict_topk(
         self, texts: list[str], k: int = 5, batch_size: int = 1024
@@ -103,4 +140,4 @@ def load(
     model = FastTextClassifier(config["num_buckets"], config["dim"], config["num_classes"])
     state = {k: v.float() for k, v in load_file(str(w_path)).items()}
     model.load_state_dict(state)
-    return CategoryPredictor(model, config, device)
+    return CategoryPredictor(model, config, device, tax)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from pipeline.category.taxonomy import DEFAULT_KEYWORDS, REPO_ROOT, Taxonomy
@@ -100,6 +101,15 @@ class WeakLabeler:
                 for raw in items:
                     self._add(leaf, lang, raw.strip().lower())
         self.prefix_lengths = sorted({len(p) for p in self.prefix})
+        self._word_hits: dict[str, tuple[int, ...]] = {}  # word -> its exact and prefix keyword hits
+
+    def _hits(self, t: str) -> tuple[int, ...]:
+        out = list(self.exact.get(t, ()))
+        for L in self.prefix_lengths:
+            if L > len(t):
+                break
+            out.extend(self.prefix.get(t[:L], ()))
+        return tuple(out)
 
     def _add(self, leaf: int, lang: str, kw: str) -> None:
         if not kw:
@@ -126,17 +136,18 @@ class WeakLabeler:
         text = text[: self.cfg.max_chars]
         toks = words(text)
         counts: dict[int, int] = defaultdict(int)
-        exact, prefix, phrases, lens = self.exact, self.prefix, self.phrases, self.prefix_lengths
+        phrases, cache = self.phrases, self._word_hits
         n = len(toks)
-        for i, t in enumerate(toks):
-            for k in exact.get(t, ()):
-                counts[k] += 1
-            for L in lens:
-                if L > len(t):
-                    break
-                for k in prefix.get(t[:L], ()):
-                    counts[k] += 1
-            for rest, star, k in phrases.get(t, ()):
+        for t, c in Counter(toks).items():  # each distinct word once
+            hits = cache.get(t)
+            if hits is None:
+                hits = self._hits(t)
+                if len(cache) < 500_000:
+                    cache[t] = hits
+            for k in hits:
+                counts[k] += c
+        for i in [i for i, t in enumerate(toks) if t in phrases]:
+            for rest, star, k in phrases[toks[i]]:
                 m = len(rest)
                 if i + m >= n:
                     continue
@@ -170,6 +181,16 @@ class WeakLabeler:
             _CJK.findall(text[: self.cfg.max_chars])
         )
         return dict(score), dict(distinct), n_words
+
+    def score_matrix(self, texts: list[str], max_chars: int | None = None) -> np.ndarray:
+        """float32 [N, C] per-leaf keyword scores of ``texts`` (text only, no URL), each text cut to
+        ``max_chars`` (default: the config's). The category model's keyword prior reads this."""
+        out = np.zeros((len(texts), len(self.taxonomy)), dtype=np.float32)
+        for i, t in enumerate(texts):
+            s, _, _ = self.scores((t or "")[: max_chars or self.cfg.max_chars], None)
+            for leaf, v in s.items():
+                out[i, leaf] = v
+        return out
 
     def label(self, text: str, url: str | None = None) -> WeakLabel | None:
         """The confident leaf for a document, or None (then the document is not used for training)."""
