@@ -100,10 +100,12 @@ def generate(
     return truth
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants (from /proc)."""
+def tree_usage(root: int) -> tuple[int, dict[int, float]]:
+    """(resident bytes, {pid: CPU seconds so far}) of ``root`` and all its descendants (/proc)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -111,16 +113,18 @@ def tree_rss_bytes(root: int) -> int:
             with open(f"/proc/{d}/stat") as f:
                 parts = f.read().rsplit(")", 1)[1].split()
             ppid, pages = int(parts[1]), int(parts[21])
+            cpu[int(d)] = (int(parts[11]) + int(parts[12])) / tick
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(d))
         rss[int(d)] = pages * os.sysconf("SC_PAGE_SIZE")
-    total, stack = 0, [root]
+    total, stack, seen = 0, [root], {}
     while stack:
         p = stack.pop()
         total += rss.get(p, 0)
+        seen[p] = cpu.get(p, 0.0)
         stack += children.get(p, [])
-    return total
+    return total, seen
 
 
 def pair_metrics(pred: dict[str, str], truth: dict[str, str]) -> tuple[float, float, int, int]:
@@ -164,12 +168,19 @@ def main() -> None:
     spark = get_spark(cfg, "bench-dedup")
     spark.sparkContext.setLogLevel("ERROR")
     peak = [0]
+    cpu_by_pid: dict[int, float] = {}
+    loads: list[float] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], tree_rss_bytes(os.getpid()))
+            rss, cpu = tree_usage(os.getpid())
+            peak[0] = max(peak[0], rss)
+            cpu_by_pid.update(cpu)
+            loads.append(os.getloadavg()[0])
             stop.wait(0.5)
+
+    _, cpu0 = tree_usage(os.getpid())
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -180,6 +191,8 @@ def main() -> None:
     wall = time.time() - t
     stop.set()
     th.join()
+    # CPU seconds of the job: driver, JVM and Python workers (sampled every 0.5 s, minus the start)
+    cpu_s = sum(v - cpu0.get(pid, 0.0) for pid, v in cpu_by_pid.items())
 
     rows = spark.read.parquet(str(work / "out")).select("doc_id", "dup_cluster").collect()
     rows += spark.read.parquet(str(work / "out/_dropped")).select("doc_id", "dup_cluster").collect()
@@ -189,6 +202,11 @@ def main() -> None:
     print(
         f"dedup job on {args.docs:,} docs ({spark.sparkContext.master}, {os.cpu_count()} cores): wall {wall:.1f}s, "
         f"{args.docs / wall:,.0f} docs/s, peak RSS (driver+JVM+workers) {peak[0] / 2**30:.2f} GiB"
+    )
+    print(
+        f"CPU (driver+JVM+workers) {cpu_s:,.0f} s = {cpu_s / wall:.2f} cores busy on average; "
+        f"load average (1 min) during the run min {min(loads):.1f} / mean {sum(loads) / len(loads):.1f} / "
+        f"max {max(loads):.1f}"
     )
     print(
         f"dropped {stats['dropped'].get('minhash_duplicate', 0):,} (planted duplicates {planted_dups:,}); "

@@ -4,9 +4,11 @@
 
 Plan (nothing is collected to the driver):
 1. every document gets an internal 64-bit node id; ``mapInArrow`` computes its MinHash signature
-   (numpy over the Arrow batch) and 128 band keys -> work table (nid, doc_id, keys);
-2. band keys are exploded and grouped: every bucket with more than one document yields star edges
-   from each member to the bucket's smallest node id (no pair enumeration);
+   (compiled kernels over the Arrow batch) and 128 band keys -> work table (nid, doc_id, keys as
+   raw bytes);
+2. the (key, nid) pairs are packed per key range (one binary row per range and batch), shuffled
+   by range, and each partition sorts its pairs: every bucket with more than one document yields
+   star edges from each member to the bucket's smallest node id (no pair enumeration);
 3. optionally (``dedup.verify``) edges whose exact shingle Jaccard is below the threshold go;
 4. connected components by large-star / small-star rounds (Kiveris et al. 2014), each round
    written to Parquet (lineage cut) until the edges form stars around each component's minimum;
@@ -98,7 +100,17 @@ def run(ctx: StageContext) -> None:
     from pyspark.sql import functions as F
 
     from pipeline.dedup.minhash import MinHashParams
-    from udfs.dedup import JACCARD_SCHEMA, bands_fn, jaccard_fn, priority_fn, signature_schema
+    from udfs.dedup import (
+        EDGES_SCHEMA,
+        JACCARD_SCHEMA,
+        PAIRS_SCHEMA,
+        bands_fn,
+        bucket_edges_fn,
+        bucket_pairs_fn,
+        jaccard_fn,
+        priority_fn,
+        signature_schema,
+    )
 
     d = ctx.section
     p = MinHashParams.from_config(d)
@@ -116,7 +128,7 @@ def run(ctx: StageContext) -> None:
     if "drop_reason" in docs.columns:
         docs = docs.drop("drop_reason")
     try:
-        # 1. signatures -> band keys, computed once and stored with the node id
+        # 1. signatures -> band keys (raw int64 bytes), computed once and stored with the node id
         sig_path = work + "/signatures"
         (
             docs.select("doc_id", "text", "lang")
@@ -126,25 +138,25 @@ def run(ctx: StageContext) -> None:
             .parquet(sig_path)
         )
         sigs = ctx.spark.read.parquet(sig_path)
+        n_docs = sigs.count()
         phase("signatures")
 
-        # 2. star edges: every member of a multi-document bucket -> the bucket's smallest nid
-        buckets = (
-            sigs.select("nid", F.explode("keys").alias("key"))
-            .groupBy("key")
-            .agg(F.min("nid").alias("root"), F.collect_list("nid").alias("members"))
-            .filter(F.size("members") > 1)
-        )
+        # 2. buckets -> star edges: the (key, nid) pairs travel packed per key range; each shuffle
+        # partition sorts its pairs and links every member of a multi-document bucket to the
+        # bucket's smallest nid (no pair enumeration); edges repeated across bands or partitions
+        # are removed by the final distinct.
+        bparts = d.bucket_partitions or max(parts, -(-n_docs * p.bands // d.pairs_per_partition))
         edges = (
-            buckets.select(F.explode("members").alias("src"), "root")
-            .filter(F.col("src") != F.col("root"))
-            .select("src", F.col("root").alias("dst"))
+            sigs.select("nid", "keys")
+            .mapInArrow(bucket_pairs_fn(4 * bparts), PAIRS_SCHEMA)
+            .repartition(bparts, "part")
+            .mapInArrow(bucket_edges_fn(), EDGES_SCHEMA)
             .distinct()
         )
         edges_path = work + "/edges"
         edges.repartition(parts, "src").write.mode("overwrite").parquet(edges_path)
         edges = ctx.spark.read.parquet(edges_path)
-        extra: dict = {"candidate_edges": edges.count()}
+        extra: dict = {"candidate_edges": edges.count(), "bucket_partitions": bparts}
         phase("edges")
 
         # 3. optional verification by exact shingle Jaccard

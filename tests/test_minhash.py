@@ -217,3 +217,28 @@ def test_kernel_batch_composition_does_not_matter():
     for i in (0, 5, len(texts) - 1):
         alone, _ = batch_signatures([texts[i]], [langs[i]], p, perms)
         assert np.array_equal(alone[0], whole[i])
+
+
+def test_kernel_star_edges_equal_reference():
+    """Bucket star edges from sorted (key, nid) pairs equal the dict-based reference, deduplicated."""
+    from pipeline.dedup.kernels import star_edges as star_edges_kernel
+    from pipeline.dedup.lsh import star_edges
+
+    rng = np.random.default_rng(8)
+    n, bands = 300, 16
+    keys = rng.integers(0, 40, (n, bands)).astype(np.int64) + np.arange(bands) * 1000  # many collisions
+    keys[rng.random(n) < 0.3] = rng.integers(10**6, 10**9, bands)  # some unique rows
+    # sparse, large node ids, increasing with the row (the reference roots a bucket at its first row)
+    nids = np.sort(rng.permutation(10 * n)[:n]).astype(np.int64) * 7 + 2**40
+    ref = {(int(nids[a]), int(nids[b])) for a, b in star_edges(keys)}
+    flat_k, flat_n = keys.reshape(-1), np.repeat(nids, bands)
+    order = np.argsort(flat_k, kind="stable")
+    src, dst = star_edges_kernel(flat_k[order], flat_n[order])
+    got = list(zip(src.tolist(), dst.tolist()))
+    assert got == sorted(set(got)) and set(got) == ref and len(ref) > 50
+    shuffled = rng.permutation(len(flat_k))  # ties in any order: same edges
+    o2 = shuffled[np.argsort(flat_k[shuffled], kind="stable")]
+    s2, d2 = star_edges_kernel(flat_k[o2], flat_n[o2])
+    assert np.array_equal(s2, src) and np.array_equal(d2, dst)
+    e0 = star_edges_kernel(np.empty(0, np.int64), np.empty(0, np.int64))
+    assert len(e0[0]) == 0 and len(e0[1]) == 0

@@ -16,7 +16,7 @@ def signature_schema(keep_text: bool) -> T.StructType:
         T.StructField("nid", T.LongType(), False),
         T.StructField("doc_id", T.StringType(), False),
         T.StructField("n_shingles", T.IntegerType(), False),
-        T.StructField("keys", T.ArrayType(T.LongType(), False), False),
+        T.StructField("keys", T.BinaryType(), False),
     ]
     if keep_text:
         fields += [T.StructField("text", T.StringType(), True), T.StructField("lang", T.StringType(), True)]
@@ -24,9 +24,10 @@ def signature_schema(keep_text: bool) -> T.StructType:
 
 
 def bands_fn(p: MinHashParams, keep_text: bool):
-    """``mapInArrow`` function: (nid, doc_id, text, lang) -> (nid, doc_id, n_shingles, keys[bands]).
-
-    Documents without shingles get an empty ``keys`` list (they can only be singletons)."""
+    """``mapInArrow`` function: (nid, doc_id, text, lang) -> (nid, doc_id, n_shingles, keys) where
+    ``keys`` holds the document's ``bands`` int64 bucket keys as raw bytes (one binary value per
+    row is far cheaper through Arrow, Parquet and the JVM than an array of longs). Documents
+    without shingles get empty ``keys`` (they can only be singletons)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numpy as np
@@ -41,25 +42,99 @@ def bands_fn(p: MinHashParams, keep_text: bool):
             n_sh = np.diff(doc_off).astype(np.int32)
             has = np.flatnonzero(n_sh)
             # documents without shingles get no keys: drop their (empty) slices before hashing
-            keys = band_keys(
-                signatures_flat(h, np.concatenate([[0], doc_off[1:][has]]), perms), p.bands, p.rows
+            sig = signatures_flat(h, np.concatenate([[0], doc_off[1:][has]]), perms)
+            keys = band_keys(sig, p.bands, p.rows)
+            offsets = np.zeros(len(n_sh) + 1, dtype=np.int32)
+            np.cumsum(np.where(n_sh > 0, p.bands * 8, 0), out=offsets[1:])
+            blob = pa.Array.from_buffers(
+                pa.binary(), len(n_sh), [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())]
             )
-            counts = np.where(n_sh > 0, p.bands, 0).astype(np.int32)
-            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-            values = keys.reshape(-1)
-            arrays = [
-                batch.column("nid"),
-                batch.column("doc_id"),
-                pa.array(n_sh, type=pa.int32()),
-                pa.ListArray.from_arrays(
-                    pa.array(offsets, type=pa.int32()), pa.array(values, type=pa.int64())
-                ),
-            ]
+            arrays = [batch.column("nid"), batch.column("doc_id"), pa.array(n_sh, type=pa.int32()), blob]
             names = ["nid", "doc_id", "n_shingles", "keys"]
             if keep_text:
                 arrays += [batch.column("text"), batch.column("lang")]
                 names += ["text", "lang"]
             yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+    return run
+
+
+def _binary_values(col: pa.Array):
+    """(values as uint8 numpy, int64 offsets relative to them) of a binary Arrow array, no copy."""
+    import numpy as np
+
+    bufs = col.buffers()
+    dt = np.int64 if pa.types.is_large_binary(col.type) else np.int32
+    off = np.frombuffer(bufs[1], dtype=dt)[col.offset : col.offset + len(col) + 1].astype(np.int64)
+    if bufs[2] is None or off[-1] == off[0]:
+        return np.empty(0, dtype=np.uint8), off - off[0]
+    return np.frombuffer(bufs[2], dtype=np.uint8)[off[0] : off[-1]], off - off[0]
+
+
+PAIRS_SCHEMA = T.StructType(
+    [T.StructField("part", T.IntegerType(), False), T.StructField("pairs", T.BinaryType(), False)]
+)
+EDGES_SCHEMA = T.StructType(
+    [T.StructField("src", T.LongType(), False), T.StructField("dst", T.LongType(), False)]
+)
+
+
+def bucket_pairs_fn(n_parts: int):
+    """``mapInArrow`` function: (nid, keys) -> (part, pairs): the batch's (bucket key, nid) pairs,
+    split by ``part`` = the key's top bits mod ``n_parts`` and packed as raw int64 pairs, one row
+    per part. Equal keys always get the same part, so grouping each part's pairs finds every
+    bucket: one shuffle of a few large values instead of one row per (document, band)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+
+        for batch in batches:
+            data, off = _binary_values(batch.column("keys"))
+            keys = data.view(np.int64)
+            counts = np.diff(off) // 8
+            nids = np.repeat(batch.column("nid").to_numpy(), counts)
+            part = ((keys.view(np.uint64) >> np.uint64(32)) % np.uint64(n_parts)).astype(np.int64)
+            order = np.argsort(part, kind="stable")
+            bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
+            pairs = np.empty((len(keys), 2), dtype=np.int64)
+            pairs[:, 0] = keys[order]
+            pairs[:, 1] = nids[order]
+            ps, blobs = [], []
+            for q in range(n_parts):
+                if bounds[q + 1] > bounds[q]:
+                    ps.append(q)
+                    blobs.append(pairs[bounds[q] : bounds[q + 1]].tobytes())
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(ps, type=pa.int32()), pa.array(blobs, type=pa.binary())], names=["part", "pairs"]
+            )
+
+    return run
+
+
+def bucket_edges_fn():
+    """``mapInArrow`` function over one shuffle partition of (part, pairs) rows -> star edges
+    (src, dst) of all its buckets (:func:`pipeline.dedup.kernels.star_edges`), deduplicated within
+    the partition."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+
+        from pipeline.dedup.kernels import star_edges
+
+        chunks = []
+        for batch in batches:
+            data, _ = _binary_values(batch.column("pairs"))
+            if len(data):
+                chunks.append(data.view(np.int64).reshape(-1, 2).copy())
+        if not chunks:
+            return
+        pairs = np.concatenate(chunks)
+        del chunks
+        order = np.argsort(pairs[:, 0])
+        src, dst = star_edges(pairs[order, 0], pairs[order, 1])
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(src, type=pa.int64()), pa.array(dst, type=pa.int64())], names=["src", "dst"]
+        )
 
     return run
 

@@ -33,6 +33,11 @@ class DedupConfig:
     # partitions used by each round.
     max_iterations: int = 60
     cc_partitions: int | None = None
+    # LSH buckets: shuffle partitions of the (key, nid) pairs; null = enough partitions for about
+    # pairs_per_partition pairs each (16 bytes a pair, sorted in one Python worker), and at least
+    # spark.sql.shuffle.partitions.
+    bucket_partitions: int | None = None
+    pairs_per_partition: int = 4_000_000
     num_files: int | None = None
 
     def validate(self) -> None:
@@ -47,5 +52,9 @@ class DedupConfig:
             raise ValueError("dedup.shingle_size must be >= 1 (5 in dots.llm1)")
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ValueError("dedup.verify_threshold must be in (0, 1], e.g. 0.8")
+        if self.pairs_per_partition < 1 or (
+            self.bucket_partitions is not None and self.bucket_partitions < 1
+        ):
+            raise ValueError("dedup.pairs_per_partition and dedup.bucket_partitions must be >= 1")
         if self.max_iterations < 1:
             raise ValueError("dedup.max_iterations must be >= 1")

@@ -433,3 +433,47 @@ def pair_jaccard(ha, off_a, hb, off_b):
         if union > 0:
             out[i] = inter / union
     return out
+
+
+# ---------------------------------------------------------------- LSH buckets -> star edges
+
+
+@njit(cache=True, nogil=True)
+def star_edges(keys, nids):
+    """Candidate edges of the buckets among ``(keys[i], nids[i])`` pairs sorted by ``keys`` (bucket
+    key, node id; a node appears at most once per key): every member of a bucket with several
+    nodes -> the bucket's smallest node id; no pair of a bucket is enumerated. Returns
+    ``(src, dst)`` sorted by ``(src, dst)`` without duplicates (a pair shared by many bands is
+    emitted once)."""
+    n = len(keys)
+    src = np.empty(n, np.int64)
+    dst = np.empty(n, np.int64)
+    k = 0
+    i = 0
+    while i < n:
+        m = nids[i]
+        j = i + 1
+        while j < n and keys[j] == keys[i]:
+            m = min(m, nids[j])
+            j += 1
+        if j - i > 1:
+            for t in range(i, j):
+                if nids[t] != m:
+                    src[k] = nids[t]
+                    dst[k] = m
+                    k += 1
+        i = j
+    src = src[:k]
+    dst = dst[:k]
+    o = np.argsort(dst, kind="mergesort")
+    o = o[np.argsort(src[o], kind="mergesort")]
+    out_s = np.empty(k, np.int64)
+    out_d = np.empty(k, np.int64)
+    u = 0
+    for t in range(k):
+        s, d = src[o[t]], dst[o[t]]
+        if u == 0 or s != out_s[u - 1] or d != out_d[u - 1]:
+            out_s[u] = s
+            out_d[u] = d
+            u += 1
+    return out_s[:u], out_d[:u]
