@@ -26,6 +26,7 @@ from pipeline.category.taxonomy import DEFAULT_KEYWORDS, REPO_ROOT, Taxonomy
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _URL_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
@@ -101,6 +102,11 @@ class WeakLabeler:
                 for raw in items:
                     self._add(leaf, lang, raw.strip().lower())
         self.prefix_lengths = sorted({len(p) for p in self.prefix})
+        self.cjk_index: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for kw, k in self.cjk:
+            runs = _CJK_RUN.findall(kw)
+            two = next((r[:2] for r in runs if len(r) >= 2), None)
+            self.cjk_index[two or runs[0][0]].append((kw, k))
         self._word_hits: dict[str, tuple[int, ...]] = {}  # word -> its exact and prefix keyword hits
 
     def _hits(self, t: str) -> tuple[int, ...]:
@@ -157,10 +163,15 @@ class WeakLabeler:
                 elif tuple(toks[i + 1 : i + 1 + m]) == rest:
                     counts[k] += 1
         if self.cjk and _CJK.search(text):
-            for kw, k in self.cjk:
-                c = text.count(kw)
-                if c:
-                    counts[k] += c
+            # count only keywords whose CJK key (first CJK bigram, else character) occurs in the text
+            runs = _CJK_RUN.findall(text)
+            present = {r[i : i + 2] for r in runs for i in range(len(r) - 1)}
+            present.update(ch for r in runs for ch in r)
+            for key in present.intersection(self.cjk_index):
+                for kw, k in self.cjk_index[key]:
+                    c = text.count(kw)
+                    if c:
+                        counts[k] += c
         return counts
 
     def scores(self, text: str, url: str | None = None) -> tuple[dict[int, float], dict[int, int], int]:
