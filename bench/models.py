@@ -120,7 +120,6 @@ def bench_clutter(docs: list[str], device: str, batches: list[int], min_s: float
 def bench_quality(docs: list[str], device: str, batches: list[int], min_s: float) -> list[dict]:
     from models.common import predict_proba
     from models.quality import load
-    from pipeline.filter.quality import featurize_docs
 
     rows = []
     for b in batches:
@@ -129,7 +128,7 @@ def bench_quality(docs: list[str], device: str, batches: list[int], min_s: float
         p.predict(docs)
         _sync(device)
         e2e = len(docs) / (time.perf_counter() - t)
-        chunks = [featurize_docs(docs[i : i + b], p.n_buckets) for i in range(0, len(docs), b)]
+        chunks = [p.featurize(docs[i : i + b]) for i in range(0, len(docs), b)]
         predict_proba(p.model, chunks[0], p.device)
         with GpuSampler() as gs:
             t, n = time.perf_counter(), 0

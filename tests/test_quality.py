@@ -94,6 +94,10 @@ def test_retrain_on_tiny_file_changes_predictions(tmp_path):
         models[name] = load(tmp_path / name, "cpu")
         cfg = json.loads((tmp_path / name / "config.json").read_text())
         assert len(cfg["metrics"]["cv"]["fold_auc"]) == 2 and cfg["metrics"]["test"]["auc"] > 0.9
+        # sentence-shuffle augmentation (training folds only) and the coherence probe are recorded
+        assert cfg["data"]["augmented_shuffles"] > 0 and cfg["coherence_features"] > 0
+        assert len(cfg["metrics"]["cv"]["fold_shuffle_probe_auc"]) == 2
+        assert cfg["metrics"]["test"]["shuffle_probe"]["pairs"] > 0
     probe = [d["text"] for d in _docs(20, 77, True) if d["text"].startswith("zzqx")]
     good, bad = models["good"].predict(probe), models["bad"].predict(probe)
     assert good.mean() > 0.5 > bad.mean() and good.mean() - bad.mean() > 0.2
@@ -129,3 +133,52 @@ def test_labeled_files_parquet_jsonl_gz_and_errors(tmp_path):
         read_records(tmp_path / "bad.jsonl")
     with pytest.raises(ValueError, match="does not exist"):
         read_records(tmp_path / "missing.jsonl")
+
+
+STORY = (
+    "Maria opened a bakery on the corner of Elm Street in 1998. Her bakery quickly became known for its rye "
+    "bread. The bread was baked every morning before dawn, and customers queued for it. However, the rent "
+    "doubled in 2015. She moved the bakery to a cheaper street across the river. Most customers followed her "
+    "there, and the new bakery still sells rye bread every morning."
+)
+
+
+def test_coherence_features_see_sentence_order():
+    from models.quality.coherence import (
+        N_COHERENCE_FEATURES,
+        coherence_features,
+        doc_coherence,
+        split_sentences,
+    )
+
+    assert [len(p) for p in split_sentences("One. Two? Three!\nFour。五。")] == [3, 2]
+    f = doc_coherence(STORY)
+    assert f.shape == (N_COHERENCE_FEATURES,) and np.isfinite(f).all()
+    # a shuffle that starts with "However" opens with a back-reference
+    sents = [s for p in split_sentences(STORY) for s in p]
+    g = doc_coherence(" ".join([sents[3], sents[0], sents[5], sents[2], sents[4], sents[1]]))
+    assert f[4] == 0.0 and g[4] == 1.0
+    # three topics of three sentences each: in order, adjacent sentences share words and distant ones
+    # do not; interleaved, adjacent sentences are as unrelated as distant ones
+    topics = [["river", "bridge", "flood"], ["violin", "concert", "orchestra"], ["wheat", "harvest", "farmer"]]
+    sent = [[f"The {a} {b} story number {k} mentions {c} again." for k in range(3)] for a, b, c in topics]
+    ordered = " ".join(s for t in sent for s in t)
+    interleaved = " ".join(sent[t][k] for k in range(3) for t in range(3))
+    fo, fi = doc_coherence(ordered), doc_coherence(interleaved)
+    assert fo[2] > fi[2]  # adjacent minus distant overlap
+    assert fo[9] > fi[9]  # share of sentences whose nearest neighbour is adjacent
+    assert coherence_features([]).shape == (0, N_COHERENCE_FEATURES)
+    assert coherence_features(["", "无标点的中文文本"]).shape == (2, N_COHERENCE_FEATURES)
+    zh = "小明开了一家面包店。面包店每天早上卖面包。但是房租涨了。"
+    assert doc_coherence(zh)[0] > 0 and doc_coherence("但是房租涨了。小明开了一家面包店。")[4] == 1.0
+
+
+def test_coherence_features_follow_the_artifact_config(tmp_path):
+    from models.quality import featurize, load
+
+    p = load(None, "cpu")
+    f = p.featurize([STORY])
+    assert f.feats.shape[1] == p.config["n_features"]
+    assert featurize([STORY], 1024, True).feats.shape[1] == featurize([STORY], 1024, False).feats.shape[1] + int(
+        p.config.get("coherence_features", 0) or 11
+    )
