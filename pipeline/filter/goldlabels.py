@@ -1,8 +1,8 @@
 """Labeled lines for the clutter model, built from the gold sets in ``../shared/data``.
 
-Each gold page's HTML is decoded with its charset (:func:`pipeline.prepare.charset.decode_html`,
-charset-normalizer fallback) and extracted with trafilatura using the prepare stage's options; each
-non-blank output line is then labeled against the page's gold main text:
+Each gold page goes through the stage-1 extraction (:func:`extract_lines`: charset decoding, lxml parse
+and trafilatura with the ``prepare`` section's defaults, as :mod:`pipeline.prepare.extract` runs them in
+the pipeline); each non-blank output line is then labeled against the page's gold main text:
 
 * ``1`` (content) when >= 60 % of the line's token trigrams occur in the gold text (lines of >= 4
   tokens), or when a short line equals a whole gold segment (heading, list item);
@@ -15,14 +15,21 @@ the prepare stage extracts without comments); L3S-GN1 HTML where spans of class 
 content; Readability.js output (machine gold, used for Chinese pages); trafilatura-eval snippets
 (a line holding a ``with`` snippet is content, a short line holding a ``without`` snippet is clutter).
 
+The 62 Chinese news pages of ``gne-chinese-news-pages`` have no gold: the team labeled each line of
+their stage-1 extraction by hand (``data/clutter_zh_labels.jsonl``, lines named by SHA-1, no text;
+:func:`label_by_hand`), plus the content lines trafilatura's precision mode missed, found in its recall
+mode, which complete the page's gold text.
+
 Tokens are :func:`pipeline.filter.text.eval_tokens` (words, or single CJK characters), so the same
 rules work for Chinese. The held-out split is a hash of ``seed:source/page`` (documents never straddle
-splits); Chinese pages are few, so they all go to the held-out split and are reported separately.
+splits); the few Readability Chinese pages all go to the held-out split, the hand-labeled pages follow
+the split of their label file (by site).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -32,8 +39,6 @@ from pathlib import Path
 
 from pipeline.filter.clutter import split_lines
 from pipeline.filter.text import eval_tokens
-
-EXTRACT_OPTIONS = dict(favor_precision=True, include_comments=False, include_tables=True, deduplicate=False)
 
 CLEANEVAL_SETS = ("cleaneval-dev", "cleaneval-final", "CleanPortalEval-master")
 _MARKER_RE = re.compile(r"<(?:p|h|l)>", re.IGNORECASE)
@@ -50,6 +55,7 @@ class GoldPage:
     segments: list[str] | None = None  # gold main text split into blocks (None: snippets only)
     with_snippets: list[str] = dataclasses.field(default_factory=list)
     without_snippets: list[str] = dataclasses.field(default_factory=list)
+    hand_labels: dict | None = None  # a record of data/clutter_zh_labels.jsonl (labels by line hash)
 
     @property
     def gold_text(self) -> str | None:
@@ -118,8 +124,9 @@ def parse_html_gold(html: str) -> list[str]:
     return [c for c in (_collapse(t) for t in root.text_content().split("\n")) if c]
 
 
-def iter_gold_pages(root: Path) -> Iterator[GoldPage]:
-    """Every gold page under ``root`` (= ``../shared/data``), in a fixed order."""
+def iter_gold_pages(root: Path, hand_labels: Path | None = None) -> Iterator[GoldPage]:
+    """Every gold page under ``root`` (= ``../shared/data``), in a fixed order; with ``hand_labels``
+    (``data/clutter_zh_labels.jsonl``) also the hand-labeled pages of ``gne-chinese-news-pages``."""
     merged = root / "html-cleaning-dataset-merged"
     parsers = {s: parse_cleaneval for s in CLEANEVAL_SETS}
     parsers.update({"dragnet_data": parse_dragnet, "page-signal-master": parse_l3s, "readability": parse_html_gold})
@@ -148,19 +155,96 @@ def iter_gold_pages(root: Path) -> Iterator[GoldPage]:
                 continue
             yield GoldPage("trafilatura-eval", name, path, None, list(item.get("with") or []),
                            list(item.get("without") or []))
+    if hand_labels is not None:
+        yield from iter_hand_labeled(root, hand_labels)
+
+
+# ---------------------------------------------------------------- hand labels (Chinese news pages)
+
+HAND_LABELED_SOURCE = "gne-chinese-news-pages"
+
+
+def line_key(line: str) -> str:
+    """SHA-1 of a line with its whitespace collapsed: how hand labels name a line (no text stored)."""
+    return hashlib.sha1(" ".join(line.split()).encode("utf-8")).hexdigest()
+
+
+def read_hand_labels(path: Path) -> list[dict]:
+    """Records of ``data/clutter_zh_labels.jsonl``: ``{"page", "site", "split", "lines": [{"sha1",
+    "label"}], "missed": [{"sha1", "n_tokens"}]}`` (format and labeling guide: models/clutter/MODEL_CARD.md)."""
+    out = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if not {"page", "split", "lines", "missed"} <= set(rec) or rec["split"] not in ("train", "test"):
+            raise ValueError(f"{path}:{i}: needs page, split (train|test), lines and missed")
+        out.append(rec)
+    return out
+
+
+def iter_hand_labeled(root: Path, labels_path: Path) -> Iterator[GoldPage]:
+    pages_dir = root / HAND_LABELED_SOURCE / "tests"
+    for rec in read_hand_labels(labels_path):
+        path = pages_dir / rec["page"]
+        if not path.exists():
+            raise ValueError(f"hand-labeled page {path} is missing: pass the shared data folder that holds "
+                             f"{HAND_LABELED_SOURCE}/")
+        yield GoldPage(HAND_LABELED_SOURCE, rec["page"], path, hand_labels=rec)
+
+
+def label_by_hand(html: bytes, lines: list[str], rec: dict) -> tuple[list[int | None], str, dict]:
+    """Labels of ``lines`` from a hand-label record, the reconstructed gold text (content lines of the
+    precision extraction + the content lines trafilatura's precision mode missed, found again in its
+    recall mode by hash) and coverage counts (lines without a label; missed lines not found again)."""
+    by_key = {d["sha1"]: d["label"] for d in rec["lines"]}
+    keys = [line_key(ln) for ln in lines]
+    labels = [by_key.get(k) for k in keys]
+    missed_keys = {d["sha1"] for d in rec["missed"]}
+    missed: list[str] = []
+    if missed_keys:
+        seen = set(keys)
+        for ln in extract_lines(html, favor_recall=True):
+            k = line_key(ln)
+            if k in missed_keys and k not in seen:
+                missed.append(ln)
+                seen.add(k)
+    gold = [ln for ln, y in zip(lines, labels) if y == 1] + missed
+    info = {"unlabeled_lines": sum(k not in by_key for k in keys), "missed_not_found": len(missed_keys) - len(missed)}
+    return labels, "\n".join(gold), info
 
 
 # ---------------------------------------------------------------- extraction and labels
 
 
-def extract_lines(html_bytes: bytes) -> list[str]:
-    """Decode with the page's charset and extract with the prepare stage's trafilatura options."""
-    import trafilatura
+@functools.lru_cache(maxsize=1)
+def _prepare_config():
+    from pipeline.config import load_config
 
+    return load_config().prepare
+
+
+def extract_lines(html_bytes: bytes, favor_recall: bool = False) -> list[str]:
+    """The lines the pipeline's stage 1 would produce for this page: charset decoding, lxml parse and
+    trafilatura with the ``prepare`` section's defaults (:mod:`pipeline.prepare.extract`), whitespace
+    collapsed per line. ``favor_recall`` switches trafilatura to its recall mode instead of precision
+    (used to find content lines the precision mode missed, for the Chinese labels)."""
     from pipeline.prepare.charset import decode_html
+    from pipeline.prepare.extract import extract, parse_html
 
+    cfg = _prepare_config()
     text, _ = decode_html(html_bytes)
-    out = trafilatura.extract(text, **EXTRACT_OPTIONS)
+    tree = parse_html(text)
+    if tree is None:
+        return []
+    if favor_recall:
+        import trafilatura
+
+        out = trafilatura.extract(tree, fast=cfg.fast, favor_recall=True, include_comments=False,
+                                  include_tables=cfg.include_tables, deduplicate=False, output_format="txt")
+        return split_lines("\n".join(" ".join(ln.split()) for ln in (out or "").splitlines()))
+    _, out = extract(tree, favor_precision=cfg.favor_precision, include_tables=cfg.include_tables, fast=cfg.fast,
+                     timeout_s=0)
     return split_lines(out or "")
 
 
@@ -250,6 +334,22 @@ def build_page(page: GoldPage, seed: int = 0) -> dict | None:
         return {"source": page.source, "page_id": page.page_id, "error": f"{type(e).__name__}: {e}"}
     if not lines:
         return None
+    if page.hand_labels is not None:
+        labels, gold_text, info = label_by_hand(html, lines, page.hand_labels)
+        return {
+            "doc_id": f"{page.source}/{page.page_id}",
+            "source": page.source,
+            "page_id": page.page_id,
+            "lang": "zh",
+            "split": page.hand_labels["split"],
+            "lines": lines,
+            "labels": labels,
+            "gold_text": gold_text,
+            "with": [],
+            "without": [],
+            "hand_labeled": True,
+            **info,
+        }
     if page.segments is not None:
         labels = label_against_gold(lines, page.segments)
         lang = detect_lang(page.gold_text or "\n".join(lines))
