@@ -11,8 +11,10 @@ Reads dedup's documents table and adds, per document (score first, decide after)
 * ``clutter_model``, ``quality_model``, ``category_model``: the version of each model that scored it.
 
 Drops (``_stats.json``): ``clutter_empty_after_removal`` (no line left), ``quality_below_threshold``,
-``error_filter_null_text`` (a row without text). One pandas UDF runs all models on each Arrow batch, on
-the task's GPU when Spark assigned one (``spark.task.resource.gpu.amount``), else on CPU.
+``error_filter_null_text`` (a row without text). One ``mapInArrow`` function runs all models on each
+Arrow batch (``filter.arrow_max_records_per_batch`` documents), in the stage-level GPU profile of
+:func:`udfs.resources.gpu_profile` when one is configured, on the GPU Spark assigned to the task (its
+``TaskContext`` resources), else on CPU; each model is loaded once per Python worker.
 """
 
 from __future__ import annotations
@@ -73,11 +75,17 @@ def run(ctx: StageContext) -> None:
 def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None]) -> None:
     from pyspark.sql import functions as F
 
-    from udfs.models import SCORE_FIELDS, ScoreSpec, make_score_udf
+    from udfs.models import SCORE_FIELDS, SCORE_PREFIX, ScoreSpec, make_score_batches, score_columns_schema
+    from udfs.resources import gpu_profile, map_in_arrow
 
     spec = ScoreSpec.from_config(fc)
-    lang = F.col("lang") if "lang" in df.columns else F.lit(None).cast("string")
-    scored = df.withColumn("_s", make_score_udf(spec)(F.coalesce(F.col("text"), F.lit("")), lang))
+    has_lang = "lang" in df.columns
+    lang = F.col("lang") if has_lang else F.lit(None).cast("string")
+    profile = gpu_profile(ctx.spark, ctx.cfg)
+    scored = map_in_arrow(df, make_score_batches(spec, "text", "lang" if has_lang else None),
+                          score_columns_schema(df.schema), profile)
+    scored = scored.select(*df.columns, F.struct(*[F.col(SCORE_PREFIX + n).alias(n) for n, _ in SCORE_FIELDS])
+                           .alias("_s"))
 
     added = [n for n, _ in SCORE_FIELDS if n != "text_clean"]
     cols = [F.col("_s.text_clean").alias("text") if c == "text" else F.col(c) for c in df.columns

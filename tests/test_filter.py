@@ -43,7 +43,17 @@ def test_score_texts_cleans_and_scores():
     assert list(out.columns) == ["text_clean", "clutter_lines_removed", "quality_score", "category",
                                  "category_name", "category_prob"]
     assert PARAGRAPH.split("\n")[0] in out["text_clean"][0]
-    assert "Share on Facebook" not in out["text_clean"][0] and out["clutter_lines_removed"][0] >= 2
+    # The cleaned text is exactly the lines the clutter model scores >= the configured threshold ...
+    from models.clutter import load
+    from pipeline.filter.clutter import split_lines
+
+    lines = split_lines(MIXED_DOC)
+    scores = load(None, "cpu").score_docs([lines])[0]
+    kept = [ln for ln, x in zip(lines, scores) if x >= spec.clutter_threshold]
+    assert out["text_clean"][0] == "\n".join(kept) and out["clutter_lines_removed"][0] == len(lines) - len(kept)
+    # ... and the committed model removes the navigation and cookie lines at that threshold.
+    assert out["clutter_lines_removed"][0] >= 2 and "Cookie settings" not in out["text_clean"][0]
+    assert "Home | News" not in out["text_clean"][0]
     assert 0 <= out["quality_score"][0] <= 1
     assert out["text_clean"][1] == "" and out["clutter_lines_removed"][1] == 0
     if category_module() is not None:
@@ -67,11 +77,12 @@ def test_score_texts_is_independent_of_batch_composition():
 
 
 @pytest.mark.spark
-def test_filter_job_on_small_documents_table(spark, cfg, tmp_path):
+def test_filter_job_on_small_documents_table(spark, cfg, tmp_path, monkeypatch):
     from jobs import filter as filter_job
     from jobs.common import run_stage
     from pipeline.config import load_config
     from pipeline.filter.quality import corrupt
+    from udfs import resources
     from udfs.models import ScoreSpec, category_module, score_texts
 
     bad = corrupt(PARAGRAPH, "word_shuffle", random.Random(3))
@@ -106,8 +117,19 @@ def test_filter_job_on_small_documents_table(spark, cfg, tmp_path):
     (inp / "_SUCCESS").write_text("")
     out = tmp_path / "out"
     arrow_before = spark.conf.get(filter_job.ARROW_BATCH_CONF, None)
+    # The models run through the batched path of udfs.resources (mapInArrow in the stage's GPU profile;
+    # a local master has no stage-level scheduling, so the profile is None here).
+    calls = []
+    real = resources.map_in_arrow
+
+    def spy(df, func, schema, profile=None):
+        calls.append(profile)
+        return real(df, func, schema, profile)
+
+    monkeypatch.setattr(resources, "map_in_arrow", spy)
     stats = run_stage("filter", filter_job.run, spark, run_cfg, [str(inp)], str(out), keep_dropped=True)
     assert spark.conf.get(filter_job.ARROW_BATCH_CONF, None) == arrow_before  # restored for later stages
+    assert calls == [None]
 
     assert stats["input"] == 5 and stats["output"] == 2
     assert stats["dropped"] == {"clutter_empty_after_removal": 1, "error_filter_null_text": 1,

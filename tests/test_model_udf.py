@@ -49,11 +49,17 @@ def test_task_device_reads_the_gpu_spark_assigned(monkeypatch):
 
 
 def _tiny_model(path, context: bool):
+    """A small untrained clutter artifact: the context network (``context``) or the older bag MLP."""
     torch.manual_seed(0)
+    from models.clutter.net import ARCH, ClutterContextNet
     from pipeline.filter.clutter import N_LINE_FEATURES
 
-    m = HashedBagMLP(2048, 8, N_LINE_FEATURES, 16, context=context)
-    save_model(path, "clutter", m, {"task": "test"}, "# tiny {version}\n")
+    if context:
+        m = ClutterContextNet(2048, 8, N_LINE_FEATURES, 16, context_layers=2)
+        save_model(path, "clutter", m, {"task": "test", "arch": ARCH, "context_layers": 2}, "# tiny {version}\n")
+    else:
+        m = HashedBagMLP(2048, 8, N_LINE_FEATURES, 16, context=True)
+        save_model(path, "clutter", m, {"task": "test"}, "# tiny {version}\n")
     return path
 
 
@@ -75,19 +81,74 @@ def test_cpu_gpu_parity_tiny_model(tmp_path):
     np.testing.assert_allclose(cpu, gpu, atol=1e-5)
 
 
-def test_batching_does_not_change_scores(tmp_path):
+@pytest.mark.parametrize("context", [True, False])
+def test_batching_does_not_change_scores(tmp_path, context):
     from models.clutter import load
 
-    path = _tiny_model(tmp_path / "tiny", context=True)
+    path = _tiny_model(tmp_path / "tiny", context=context)
     whole = np.concatenate(load(path, "cpu", batch_lines=100000).score_docs(_docs()))
     small = np.concatenate(load(path, "cpu", batch_lines=7).score_docs(_docs()))
     # Bit-identical (float64 forward pass): output bytes must not depend on Arrow batch composition.
     assert np.array_equal(whole, small)
+    # ... nor on which other documents share the batch (the context layers stay inside a document).
+    docs = _docs()
+    alone = np.concatenate([load(path, "cpu").score_docs([d])[0] for d in docs[::-1]][::-1])
+    assert np.array_equal(whole, alone)
+
+
+def test_clutter_artifact_with_other_features_is_a_clear_error(tmp_path):
+    import json
+
+    from models.clutter import load
+
+    path = _tiny_model(tmp_path / "tiny", context=True)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["n_features"] = 7
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="retrain it with jobs/train_clutter.py"):
+        load(path, "cpu")
+
+
+def test_score_batches_pass_columns_through_and_add_scores(tmp_path, monkeypatch):
+    """The filter stage's mapInArrow body, without Spark: input columns unchanged, score columns
+    appended, nulls where a document has no score, CPU when the task has no GPU."""
+    import pyarrow as pa
+    import pyspark
+
+    from udfs.models import SCORE_FIELDS, SCORE_PREFIX, make_score_batches
+
+    monkeypatch.setattr(pyspark.TaskContext, "get", staticmethod(lambda: None))
+    path = _tiny_model(tmp_path / "tiny", context=True)
+    spec = dataclasses.replace(ScoreSpec.from_config(_filter_cfg()), clutter_model=str(path), quality_model=None,
+                               category_enabled=False, clutter_threshold=0.0)
+    batch = pa.RecordBatch.from_pydict({
+        "doc_id": pa.array(["a", "b", "c"]),
+        "text": pa.array(["Home | News\nA sentence here.", None, ""]),
+        "lang": pa.array(["en", None, "zh"]),
+        "n": pa.array([1, 2, 3], pa.int64()),
+    })
+    out = list(make_score_batches(spec)(iter([batch])))
+    assert len(out) == 1 and out[0].num_rows == 3
+    got = out[0]
+    assert got.schema.names == batch.schema.names + [SCORE_PREFIX + n for n, _ in SCORE_FIELDS]
+    for name in batch.schema.names:
+        assert got.column(name).equals(batch.column(name))
+    assert got.column(SCORE_PREFIX + "text_clean").to_pylist() == ["Home | News\nA sentence here.", "", ""]
+    assert got.column(SCORE_PREFIX + "clutter_lines_removed").to_pylist() == [0, 0, 0]
+    assert got.column(SCORE_PREFIX + "quality_score").null_count == 3  # quality off: nulls, not NaN
+    assert got.schema.field(SCORE_PREFIX + "clutter_lines_removed").type == pa.int32()
+
+
+def _filter_cfg():
+    from pipeline.config import load_config
+
+    return load_config().filter
 
 
 @pytest.mark.spark
 def test_model_loaded_once_per_python_worker(spark, cfg, tmp_path):
-    from udfs.models import load_counts_udf
+    from udfs.models import load_counts_batches
+    from udfs.resources import map_in_arrow
 
     path = _tiny_model(tmp_path / "tiny-spark", context=True)
     assert spark.sparkContext.getConf().get("spark.python.worker.reuse", "true") == "true"
@@ -95,7 +156,9 @@ def test_model_loaded_once_per_python_worker(spark, cfg, tmp_path):
     spec = dataclasses.replace(spec, clutter_model=str(path), quality_model=None, category_enabled=False,
                                device="cpu")
     df = spark.createDataFrame([(f"line {i}\nShare this", "en") for i in range(48)], "text string, lang string")
-    rows = df.repartition(12).select(load_counts_udf(spec)("text", "lang").alias("r")).select("r.*").collect()
+    # The filter stage's path: mapInArrow (through udfs.resources, as the job applies its GPU profile).
+    rows = map_in_arrow(df.repartition(12), load_counts_batches(spec), "pid int, loads int, device string",
+                        None).collect()
     per_pid: dict[int, set] = {}
     for r in rows:
         per_pid.setdefault(r["pid"], set()).add(r["loads"])

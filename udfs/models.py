@@ -1,11 +1,16 @@
 """GPU-batched model inference in Spark: the per-worker model cache, the task's device, and the
-``filter`` stage's scoring UDF.
+``filter`` stage's scoring function.
 
+* The ``filter`` job scores through ``mapInArrow`` (:func:`make_score_batches`), applied with
+  :func:`udfs.resources.map_in_arrow` so the stage-level GPU profile of
+  :func:`udfs.resources.gpu_profile` reaches the model stage's tasks when one is configured. Each
+  Arrow batch passes through untouched and gains the score columns of :data:`SCORE_FIELDS`.
 * Models are loaded once per Python worker process through :func:`models.common.get_or_load` (Spark
   reuses workers across tasks with ``spark.python.worker.reuse=true``, the default), never per batch
-  or task. :func:`load_counts_udf` exposes the counters so tests can check it across tasks.
+  or task. :func:`load_counts_batches` exposes the counters so tests can check it across tasks.
 * The device is the GPU Spark assigned to the task (``TaskContext.get().resources()["gpu"]``, set with
-  ``spark.task.resource.gpu.amount``) when ``filter.device`` is ``auto``/``cuda``, else the CPU.
+  ``spark.task.resource.gpu.amount`` or the stage's profile) when ``filter.device`` is
+  ``auto``/``cuda``, else the CPU.
 * The Arrow batch size (``spark.sql.execution.arrow.maxRecordsPerBatch``) is set from
   ``filter.arrow_max_records_per_batch`` by the job; inside one Arrow batch the predictors cut
   device-sized model batches (``batch_*_cpu`` / ``batch_*_gpu``).
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -33,7 +38,9 @@ SCORE_FIELDS = [
     ("category_name", "string"),
     ("category_prob", "float"),
 ]
-SCORE_SCHEMA = "struct<" + ",".join(f"{n}:{t}" for n, t in SCORE_FIELDS) + ">"
+# Names of the score columns that make_score_batches appends (prefixed: the input may already hold
+# columns of these names from an earlier filter run; the job renames them when it assembles its output).
+SCORE_PREFIX = "_s_"
 
 
 def task_device(preference: str) -> str:
@@ -132,34 +139,76 @@ def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, devi
     return out
 
 
-def make_score_udf(spec: ScoreSpec):
-    """The Spark scalar-iterator pandas UDF ``(text, lang) -> struct`` of :data:`SCORE_FIELDS`."""
-    from pyspark.sql.functions import pandas_udf
+def score_columns_schema(input_schema: Any) -> Any:
+    """Spark schema of :func:`make_score_batches`' output: the input columns, then the score columns."""
+    from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, StructType
 
-    @pandas_udf(SCORE_SCHEMA)
-    def score_udf(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+    types = {"string": StringType(), "int": IntegerType(), "float": FloatType()}
+    return StructType(list(input_schema.fields) + [StructField(SCORE_PREFIX + n, types[t], True)
+                                                   for n, t in SCORE_FIELDS])
+
+
+def _arrow_types():
+    import pyarrow as pa
+
+    return {"string": pa.string(), "int": pa.int32(), "float": pa.float32()}
+
+
+def _texts_langs(batch, text_col: str, lang_col: str | None) -> tuple[list[str], list[str | None]]:
+    texts = ["" if t is None else str(t) for t in batch.column(text_col).to_pylist()]
+    if lang_col is None:
+        return texts, [None] * len(texts)
+    langs = [None if x is None else str(x) for x in batch.column(lang_col).to_pylist()]
+    return texts, langs
+
+
+ArrowBatches = Callable[[Iterator[Any]], Iterator[Any]]  # pyarrow.RecordBatch iterator -> iterator
+
+
+def make_score_batches(spec: ScoreSpec, text_col: str = "text", lang_col: str | None = "lang") -> ArrowBatches:
+    """The ``mapInArrow`` function of the filter stage: for each Arrow batch, every input column
+    unchanged plus the :data:`SCORE_FIELDS` (prefixed :data:`SCORE_PREFIX`) of its ``text_col``
+    (``lang_col`` picks per-language thresholds; None = no language column). The device is the one
+    Spark assigned to the task (:func:`task_device`), read once per task."""
+
+    def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
         device = task_device(spec.device)
-        for text, lang in batches:
-            texts = ["" if t is None else str(t) for t in text]
-            langs = [None if (x is None or x is pd.NA) else str(x) for x in lang]
-            yield score_texts(texts, langs, spec, device)
+        for batch in batches:
+            types = _arrow_types()
+            # Strings as the input's text column is typed (large_string under
+            # spark.sql.execution.arrow.useLargeVarTypes), so the batch matches the declared schema.
+            types["string"] = batch.schema.field(text_col).type
+            texts, langs = _texts_langs(batch, text_col, lang_col)
+            scored = score_texts(texts, langs, spec, device)
+            # from_pandas: NaN (no score for an empty document) and pd.NA become Arrow nulls, as in
+            # Spark's own pandas -> Arrow conversion.
+            cols = [pa.array(scored[n], type=types[t], from_pandas=True) for n, t in SCORE_FIELDS]
+            yield pa.RecordBatch.from_arrays(list(batch.columns) + cols,
+                                             names=list(batch.schema.names) + [SCORE_PREFIX + n for n, _ in SCORE_FIELDS])
 
-    return score_udf
+    return score_batches
 
 
-def load_counts_udf(spec: ScoreSpec):
-    """Test hook: per row, ``(pid, clutter loads in this worker)`` after scoring the row's batch."""
-    from pyspark.sql.functions import pandas_udf
+def load_counts_batches(spec: ScoreSpec, text_col: str = "text", lang_col: str | None = "lang") -> ArrowBatches:
+    """Test hook (``mapInArrow``): scores each batch through :func:`make_score_batches`' function, then
+    yields per row ``(pid, clutter loads in this worker, device)``."""
+    score = make_score_batches(spec, text_col, lang_col)
 
-    @pandas_udf("struct<pid:int,loads:int,device:string>")
-    def counts(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+    def counts(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
         from models.common import LOAD_COUNTS
 
-        device = task_device(spec.device)
-        for text, lang in batches:
-            score_texts(list(text), list(lang), spec, device)
-            loads = sum(v for k, v in LOAD_COUNTS.items() if k[:2] == ("clutter", str(spec.clutter_model)))
-            yield pd.DataFrame({"pid": [os.getpid()] * len(text), "loads": [loads] * len(text),
-                                "device": [device] * len(text)})
+        for batch in batches:
+            for out in score(iter([batch])):
+                n = out.num_rows
+                loads = sum(v for k, v in LOAD_COUNTS.items() if k[:2] == ("clutter", str(spec.clutter_model)))
+                yield pa.RecordBatch.from_pydict({
+                    "pid": pa.array([os.getpid()] * n, pa.int32()),
+                    "loads": pa.array([loads] * n, pa.int32()),
+                    "device": pa.array([task_device(spec.device)] * n, pa.string()),
+                })
 
     return counts
