@@ -45,8 +45,30 @@ def synthetic_docs(n: int, seed: int = 0) -> list[str]:
     return docs
 
 
+def _gpu_util_reader():
+    """A function returning the GPU's utilisation in %: NVML through ``torch.cuda.utilization`` (needs
+    the nvidia-ml-py package), else one ``nvidia-smi`` call per sample; None when neither works."""
+    if torch.cuda.is_available():
+        try:
+            torch.cuda.utilization()
+            return lambda: int(torch.cuda.utilization())
+        except Exception:  # noqa: BLE001 - no NVML binding here: fall back to nvidia-smi below
+            pass
+
+    def smi() -> int:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=2).stdout
+        return int(out.split()[0])
+
+    try:
+        smi()
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+    return smi
+
+
 class GpuSampler:
-    """Samples ``nvidia-smi`` utilisation every 50 ms while active."""
+    """Samples the GPU utilisation every 50 ms while active (NVML, else ``nvidia-smi``)."""
 
     def __init__(self) -> None:
         self.samples: list[int] = []
@@ -54,12 +76,12 @@ class GpuSampler:
         self._t: threading.Thread | None = None
 
     def __enter__(self) -> GpuSampler:
+        read = _gpu_util_reader()
+
         def loop() -> None:
-            while not self._stop.is_set():
+            while read is not None and not self._stop.is_set():
                 try:
-                    out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                         capture_output=True, text=True, timeout=2).stdout
-                    self.samples.append(int(out.split()[0]))
+                    self.samples.append(read())
                 except (OSError, ValueError, IndexError, subprocess.SubprocessError):
                     return
                 time.sleep(0.05)
@@ -86,6 +108,9 @@ def _sync(device: str) -> None:
 
 
 def bench_clutter(docs: list[str], device: str, batches: list[int], min_s: float) -> list[dict]:
+    """Clutter predictor: end to end (Python featurization + model, as the filter stage calls it per
+    Arrow batch) and model only (pre-featurized batches of ``b`` lines), lines/s, with the GPU
+    utilisation of each loop; ``featurize`` is the featurization alone (CPU, one process)."""
     from models.clutter import load
     from models.common import predict_proba
     from pipeline.filter.clutter import split_lines
@@ -96,24 +121,33 @@ def bench_clutter(docs: list[str], device: str, batches: list[int], min_s: float
     rows = []
     for b in batches:
         p = load(None, device, batch_lines=b)
-        t = time.perf_counter()
-        p.score_docs(lines)
+        p.score_docs(lines[:64])  # warm-up: memo tables, CUDA context and kernels
         _sync(device)
-        e2e = n_lines / (time.perf_counter() - t)
-        feats = Features.concat(p.featurize(lines))
+        with GpuSampler() as gs_e2e:
+            t, c = time.perf_counter(), time.process_time()
+            p.score_docs(lines)
+            _sync(device)
+            e2e = n_lines / (time.perf_counter() - t)
+            e2e_cpu = n_lines / max(1e-9, time.process_time() - c)
+        t = time.process_time()
+        per_doc = p.featurize(lines)
+        featurize = n_lines / max(1e-9, time.process_time() - t)
+        feats = Features.concat(per_doc)
         chunks = [feats.slice(i, i + b) for i in range(0, len(feats), b)]
-        for c in chunks[:2]:
-            predict_proba(p.model, c, p.device)  # warm-up
+        for ch in chunks[:2]:
+            predict_proba(p.model, ch, p.device)  # warm-up
+        _sync(device)
         with GpuSampler() as gs:
             t, n = time.perf_counter(), 0
             while time.perf_counter() - t < min_s:
-                for c in chunks:
-                    predict_proba(p.model, c, p.device)
+                for ch in chunks:
+                    predict_proba(p.model, ch, p.device)
                 n += len(feats)
             _sync(device)
             model_only = n / (time.perf_counter() - t)
         rows.append({"model": "clutter", "unit": "lines/s", "device": device, "batch": b, "end_to_end": e2e,
-                     "model_only": model_only, "gpu_util": gs.summary})
+                     "end_to_end_per_cpu_s": e2e_cpu, "featurize_per_cpu_s": featurize, "model_only": model_only,
+                     "gpu_util": gs.summary, "gpu_util_end_to_end": gs_e2e.summary, "version": p.version})
     return rows
 
 
@@ -225,8 +259,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ref = cpu_best.get(r["model"])
         if r["device"] != "cpu" and ref and r["model_only"] and ref["model_only"]:
             ratio = f" model-only x{r['model_only'] / ref['model_only']:.1f} vs best cpu (batch {ref['batch']})"
+        extra = ""
+        if "featurize_per_cpu_s" in r:
+            extra = (f" | end-to-end gpu util {r['gpu_util_end_to_end']}, featurize {r['featurize_per_cpu_s']:,.0f} "
+                     f"{r['unit'].split('/')[0]} per CPU-s")
         print(f"{r['model']:<9}{r['device']:<7}{r['batch']:>7}{r['end_to_end']:>14,.0f}{mo}  {r['unit']:<8} "
-              f"{r['gpu_util']}{ratio}")
+              f"{r['gpu_util']}{ratio}{extra}")
     if args.parity and any(d != "cpu" for d in devices):
         rows.append({"parity": parity(next(d for d in devices if d != "cpu"))})
         print("parity:", rows[-1]["parity"])
