@@ -221,15 +221,19 @@ def _check_mgrouped_variants(x, w13, w2, offsets, dy, counts) -> None:
     assert _rel(gg.grouped_mm_fused(dh_in, w13, offsets, b_kmajor=False), loop(dh_in, w13, False)) <= TOL
 
 
+@pytest.mark.parametrize("programs", ["", "3"], ids=["one-per-sm", "3-programs"])
 @pytest.mark.parametrize("list_name,index", _config_params())
-def test_every_config_is_correct(list_name, index, monkeypatch):
+def test_every_config_is_correct(list_name, index, programs, monkeypatch):
     """Each tile config autotuning may pick computes the right thing, forward and backward (the
     config under test goes first in its list, the other kernels use their first configs). A config
     that does not fit in shared memory for one kernel variant raises OutOfResources, which the
-    autotuner treats as "skip this config"; then the variants it does fit must still be right."""
+    autotuner treats as "skip this config"; then the variants it does fit must still be right.
+    With 3 persistent programs every program loops over many tiles (empty experts among them); at
+    these small shapes one program per SM would give each program at most one tile."""
     import models.moe.kernels.grouped_gemm as gg
 
     monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", programs)
     configs = getattr(gg, list_name)
     saved = list(configs)
     e, h, i = 7, 320, 192
@@ -335,6 +339,7 @@ def test_configs_at_trainer_shapes(list_name, cfg, monkeypatch):
     import models.moe.kernels.grouped_gemm as gg
 
     monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", "7")  # ~12 tiles per program at one per SM; more here
     configs = getattr(gg, list_name)
     saved = list(configs)
     e, h, i = 64, 1024, 384

@@ -466,6 +466,13 @@ _NUM_SMS: dict[int, int] = {}
 
 
 def _num_sms(t: torch.Tensor) -> int:
+    """Programs a persistent launch starts: one per SM, or ``DOTS_GG_PERSISTENT_PROGRAMS`` (tests set
+    a few so that every program loops over many tiles, empty experts included, even at small shapes)."""
+    override = os.environ.get("DOTS_GG_PERSISTENT_PROGRAMS", "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise ValueError(f"DOTS_GG_PERSISTENT_PROGRAMS={override!r}: a positive integer")
+        return int(override)
     if not t.is_cuda:
         return 4
     dev = t.device.index if t.device.index is not None else torch.cuda.current_device()
