@@ -107,6 +107,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _model_only(p, chunks: list, per_pass: int, device: str, min_s: float) -> tuple[float, GpuSampler]:
+    """Items per second of the model step alone: passes over the featurized ``chunks`` (``per_pass``
+    items in all) for at least ``min_s`` seconds, with the GPU utilisation sampled meanwhile."""
+    from models.common import predict_proba
+
+    with GpuSampler() as gs:
+        t, n = time.perf_counter(), 0
+        while time.perf_counter() - t < min_s:
+            for ch in chunks:
+                predict_proba(p.model, ch, p.device)
+            n += per_pass
+        _sync(device)
+        return n / (time.perf_counter() - t), gs
+
+
 def bench_clutter(docs: list[str], device: str, batches: list[int], min_s: float) -> list[dict]:
     """Clutter predictor: end to end (Python featurization + model, as the filter stage calls it per
     Arrow batch) and model only (pre-featurized batches of ``b`` lines), lines/s, with the GPU
@@ -137,14 +152,7 @@ def bench_clutter(docs: list[str], device: str, batches: list[int], min_s: float
         for ch in chunks[:2]:
             predict_proba(p.model, ch, p.device)  # warm-up
         _sync(device)
-        with GpuSampler() as gs:
-            t, n = time.perf_counter(), 0
-            while time.perf_counter() - t < min_s:
-                for ch in chunks:
-                    predict_proba(p.model, ch, p.device)
-                n += len(feats)
-            _sync(device)
-            model_only = n / (time.perf_counter() - t)
+        model_only, gs = _model_only(p, chunks, len(feats), device, min_s)
         rows.append({"model": "clutter", "unit": "lines/s", "device": device, "batch": b, "end_to_end": e2e,
                      "end_to_end_per_cpu_s": e2e_cpu, "featurize_per_cpu_s": featurize, "model_only": model_only,
                      "gpu_util": gs.summary, "gpu_util_end_to_end": gs_e2e.summary, "version": p.version})
@@ -164,14 +172,7 @@ def bench_quality(docs: list[str], device: str, batches: list[int], min_s: float
         e2e = len(docs) / (time.perf_counter() - t)
         chunks = [p.featurize(docs[i : i + b]) for i in range(0, len(docs), b)]
         predict_proba(p.model, chunks[0], p.device)
-        with GpuSampler() as gs:
-            t, n = time.perf_counter(), 0
-            while time.perf_counter() - t < min_s:
-                for c in chunks:
-                    predict_proba(p.model, c, p.device)
-                n += len(docs)
-            _sync(device)
-            model_only = n / (time.perf_counter() - t)
+        model_only, gs = _model_only(p, chunks, len(docs), device, min_s)
         rows.append({"model": "quality", "unit": "docs/s", "device": device, "batch": b, "end_to_end": e2e,
                      "model_only": model_only, "gpu_util": gs.summary})
     return rows

@@ -84,13 +84,14 @@ def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None])
     profile = gpu_profile(ctx.spark, ctx.cfg)
     scored = map_in_arrow(df, make_score_batches(spec, "text", "lang" if has_lang else None),
                           score_columns_schema(df.schema), profile)
-    scored = scored.select(*df.columns, F.struct(*[F.col(SCORE_PREFIX + n).alias(n) for n, _ in SCORE_FIELDS])
-                           .alias("_s"))
+
+    def s(name: str):  # a score column of the mapInArrow output
+        return F.col(SCORE_PREFIX + name)
 
     added = [n for n, _ in SCORE_FIELDS if n != "text_clean"]
-    cols = [F.col("_s.text_clean").alias("text") if c == "text" else F.col(c) for c in df.columns
+    cols = [s("text_clean").alias("text") if c == "text" else F.col(c) for c in df.columns
             if c not in added and c not in versions and c != REASON_COL]
-    cols += [F.col(f"_s.{n}").alias(n) for n in added]
+    cols += [s(n).alias(n) for n in added]
     cols += [F.lit(v).cast("string").alias(k) for k, v in versions.items()]
 
     q_threshold = F.lit(fc.quality.threshold)
@@ -99,8 +100,8 @@ def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None])
         q_threshold = F.coalesce(m[lang], q_threshold)
     reason = (
         F.when(F.col("text").isNull(), F.lit(NULL_TEXT))
-        .when(F.length(F.trim(F.col("_s.text_clean"))) == 0, F.lit(CLUTTER_EMPTY))
-        .when(F.col("_s.quality_score").isNotNull() & (F.col("_s.quality_score") < q_threshold), F.lit(QUALITY_BELOW))
+        .when(F.length(F.trim(s("text_clean"))) == 0, F.lit(CLUTTER_EMPTY))
+        .when(s("quality_score").isNotNull() & (s("quality_score") < q_threshold), F.lit(QUALITY_BELOW))
         .otherwise(F.lit(None).cast("string"))
     )
     out = scored.select(*cols, reason.alias(REASON_COL))

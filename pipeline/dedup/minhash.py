@@ -242,11 +242,6 @@ def batch_shingle_hashes(
     return kernels.shingle_hashes(buf, ts, te, doc_tok, p.shingle_size)
 
 
-def doc_shingle_hashes(text: str | None, lang: str | None, p: MinHashParams) -> np.ndarray:
-    """One document's distinct shingle hashes (:func:`batch_shingle_hashes`)."""
-    return batch_shingle_hashes([text], [lang], p)[0]
-
-
 def batch_signatures(
     texts: Sequence[str | None],
     langs: Sequence[str | None],
