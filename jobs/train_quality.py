@@ -261,21 +261,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.build_from_shared:
         from jobs import train_clutter
 
-        # The clutter job's cache: named by its Chinese hand-label file when it has one (default_cache),
-        # else its single DEFAULT_CACHE (older train_clutter).
-        zh_file = getattr(train_clutter, "ZH_LABELS", None)
-        zh = zh_file if zh_file is not None and zh_file.exists() else None
-        if args.cache:
-            cache = Path(args.cache)
-        elif hasattr(train_clutter, "default_cache"):
-            cache = train_clutter.default_cache(zh)
-        else:
-            cache = train_clutter.DEFAULT_CACHE
+        # The clutter job's labeled-page cache (named by its Chinese hand-label file), built if absent.
+        zh = train_clutter.ZH_LABELS if train_clutter.ZH_LABELS.exists() else None
+        cache = Path(args.cache) if args.cache else train_clutter.default_cache(zh)
         if cache.exists():
             pages = read_records(cache)
         else:
-            extra = {"zh_labels": zh} if zh is not None else {}
-            pages, _ = train_clutter.build_from_shared(Path(args.build_from_shared), args.seed, 2, **extra)
+            pages, _ = train_clutter.build_from_shared(Path(args.build_from_shared), args.seed, 2, zh_labels=zh)
         docs = add_corruptions(docs_from_gold_pages(pages, args.seed), args.seed)
         data_desc = f"{len(pages)} labeled gold pages of ../shared/data (CleanEval, CleanPortalEval, Dragnet, L3S-GN1, Readability, trafilatura-eval) -> {len(docs)} documents"
     else:
