@@ -9,7 +9,8 @@ For each size and routing it times (median of CUDA-event timings, triton.testing
 * grouped_mm: torch._grouped_mm for gate+up and down, SwiGLU in between (autograd backward);
 * dense: cuBLAS matmuls of equal FLOPs ([M, H] x [H, 2I] then [M, I] x [I, H], no activation).
 
-FLOPs counted: forward 6*M*H*I, forward+backward 18*M*H*I (all three paths). Forward is timed without
+FLOPs counted: forward 6*M*H*I, forward+backward 18*M*H*I (all three paths). With ``--repeat N``
+the paths are timed in N interleaved rounds (medians; ratios are medians of per-round ratios). Forward is timed without
 autograd (inference); forward+backward with x, w13 and w2 requiring grad. Also prints the error of
 the fused output vs torch._grouped_mm, and a per-kernel breakdown for the first size.
 """
@@ -49,32 +50,50 @@ def dense_mlp(x, w1, w2):
     return torch.mm(torch.mm(x, w1)[:, :inter], w2)  # [M,H]x[H,2I], then [M,I]x[I,H]: 6*M*H*I
 
 
-def _time_paths(r: dict, x, dy, w13, w2, w1d, w2d, offs, bench) -> None:
-    """Forward and forward+backward times of the three paths into ``r`` (ms and TFLOP/s)."""
+def _time_paths(r: dict, x, dy, w13, w2, w1d, w2d, offs, bench, repeat: int = 1) -> None:
+    """Forward and forward+backward times of the three paths into ``r`` (ms, TFLOP/s and ratios).
+
+    The three paths are timed in turn ``repeat`` times (interleaved, so that a change of the card's
+    clocks during the run hits all of them alike); times are the medians over the rounds and each
+    ratio is the median of the per-round ratios."""
+    import statistics
+
     from models.moe.kernels import grouped_mlp_fused
 
     m, hid = x.shape
     inter = w2.shape[2]
     xg, w13g, w2g = (t.detach().clone().requires_grad_() for t in (x, w13, w2))
-    with torch.no_grad():
-        y_f = grouped_mlp_fused(x, w13, w2, offs)
-        r["fused_fwd_ms"] = bench(lambda: grouped_mlp_fused(x, w13, w2, offs))
-    r["fused_fb_ms"] = bench(lambda: grouped_mlp_fused(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
-    if hasattr(torch, "_grouped_mm"):
-        with torch.no_grad():
-            y_g = grouped_mm_mlp(x, w13, w2, offs)
-            r["err_vs_grouped_mm"] = ((y_f.float() - y_g.float()).norm() / y_g.float().norm()).item()
-            r["gmm_fwd_ms"] = bench(lambda: grouped_mm_mlp(x, w13, w2, offs))
-        r["gmm_fb_ms"] = bench(lambda: grouped_mm_mlp(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
     xd, w1g, w2dg = (t.detach().clone().requires_grad_() for t in (x, w1d, w2d))
-    with torch.no_grad():
-        r["dense_fwd_ms"] = bench(lambda: dense_mlp(x, w1d, w2d))
-    r["dense_fb_ms"] = bench(lambda: dense_mlp(xd, w1g, w2dg).backward(dy), (xd, w1g, w2dg))
+    paths = {
+        "fused": (lambda: grouped_mlp_fused(x, w13, w2, offs),
+                  lambda: grouped_mlp_fused(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g)),
+        "dense": (lambda: dense_mlp(x, w1d, w2d), lambda: dense_mlp(xd, w1g, w2dg).backward(dy), (xd, w1g, w2dg)),
+    }
+    if hasattr(torch, "_grouped_mm"):
+        paths["gmm"] = (lambda: grouped_mm_mlp(x, w13, w2, offs),
+                        lambda: grouped_mm_mlp(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
+        with torch.no_grad():
+            y_f, y_g = grouped_mlp_fused(x, w13, w2, offs), grouped_mm_mlp(x, w13, w2, offs)
+            r["err_vs_grouped_mm"] = ((y_f.float() - y_g.float()).norm() / y_g.float().norm()).item()
+    times: dict[str, list[float]] = {}
+    for _ in range(max(1, repeat)):
+        for p, (fwd, fb, grads) in paths.items():
+            with torch.no_grad():
+                times.setdefault(f"{p}_fwd_ms", []).append(bench(fwd))
+            times.setdefault(f"{p}_fb_ms", []).append(bench(fb, grads))
     fwd_flops, fb_flops = 6 * m * hid * inter, 18 * m * hid * inter
-    for p in ("fused", "gmm", "dense"):
-        if f"{p}_fwd_ms" in r:
-            r[f"{p}_fwd_tflops"] = fwd_flops / r[f"{p}_fwd_ms"] / 1e9
-            r[f"{p}_fb_tflops"] = fb_flops / r[f"{p}_fb_ms"] / 1e9
+    for key, vals in times.items():
+        r[key] = statistics.median(vals)
+        r[key.replace("_ms", "_tflops")] = (fwd_flops if "_fwd_" in key else fb_flops) / r[key] / 1e9
+    for kind in ("fwd", "fb"):
+        f = times[f"fused_{kind}_ms"]
+        for peer in ("gmm", "dense"):
+            if f"{peer}_{kind}_ms" in times:  # ratio of TFLOP/s = inverse ratio of times, per round
+                r[f"fused_over_{peer}_{kind}"] = statistics.median(
+                    p / q for p, q in zip(times[f"{peer}_{kind}_ms"], f, strict=True))
+    if repeat > 1:
+        r["rounds"] = repeat
+        r["fused_fb_ms_spread"] = [min(times["fused_fb_ms"]), max(times["fused_fb_ms"])]
 
 
 def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict]:
@@ -94,7 +113,7 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict
         offs = torch.cumsum(counts, 0).to(dev, torch.int32)
         r = {"tokens": tokens, "rows": m, "routing": routing, "max_rows": int(counts.max()),
              "empty": int((counts == 0).sum())}
-        _time_paths(r, x, dy, w13, w2, w1d, w2d, offs, bench)
+        _time_paths(r, x, dy, w13, w2, w1d, w2d, offs, bench, args.repeat)
         rows.append(r)
         print(json.dumps(r), flush=True)
         torch.cuda.empty_cache()
@@ -110,7 +129,7 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict
             "d_act+swiglu_bwd": (lambda: gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h), 2),
             "dx": (lambda: gg.grouped_mm_fused(dh, w13, offs, b_kmajor=False), 4),
             "dw13": (lambda: gg.weight_grad(dh, x, offs, torch.bfloat16), 4),
-            "dw2": (lambda: gg.weight_grad(dy, act, offs, torch.bfloat16), 2),
+            "dw2": (lambda: gg.weight_grad(act, dy, offs, torch.bfloat16, trans_out=True), 2),
         }
         print(f"breakdown at {tokens} tokens, uniform routing:")
         for name, (fn, mult) in parts.items():
@@ -128,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=4096)
     ap.add_argument("--inter", type=int, default=1408)
     ap.add_argument("--rep-ms", type=int, default=400)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time the three paths this many rounds, interleaved; report medians")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel timings for the first size")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args(argv)
@@ -157,13 +178,14 @@ def main(argv: list[str] | None = None) -> int:
            f"{'fwd+bwd TFLOP/s fused/gmm/dense':>31} {'x gmm':>6} {'x dense':>7} | err")
     print(hdr)
     for r in rows:
-        g_f, g_b = r.get("gmm_fwd_tflops", float("nan")), r.get("gmm_fb_tflops", float("nan"))
+        nan = float("nan")
+        g_f, g_b = r.get("gmm_fwd_tflops", nan), r.get("gmm_fb_tflops", nan)
         print(f"{r['tokens']:>6} {r['routing']:>8} | "
               f"{r['fused_fwd_tflops']:>8.0f} {g_f:>8.0f} {r['dense_fwd_tflops']:>10.0f} "
-              f"{r['fused_fwd_tflops'] / g_f:>6.2f} {r['fused_fwd_tflops'] / r['dense_fwd_tflops']:>7.2f} | "
+              f"{r.get('fused_over_gmm_fwd', nan):>6.2f} {r['fused_over_dense_fwd']:>7.2f} | "
               f"{r['fused_fb_tflops']:>9.0f} {g_b:>9.0f} {r['dense_fb_tflops']:>11.0f} "
-              f"{r['fused_fb_tflops'] / g_b:>6.2f} {r['fused_fb_tflops'] / r['dense_fb_tflops']:>7.2f} | "
-              f"{r.get('err_vs_grouped_mm', float('nan')):.1e}")
+              f"{r.get('fused_over_gmm_fb', nan):>6.2f} {r['fused_over_dense_fb']:>7.2f} | "
+              f"{r.get('err_vs_grouped_mm', nan):.1e}")
     from models.moe.kernels import grouped_gemm as gg
 
     print("autotuned configs (key -> config):")

@@ -24,20 +24,22 @@ import torch
 def candidates(gg) -> dict[str, list]:
     c = gg._cfg
     gate_up = [
-        c(128, 128, 8, 3), c(128, 128, 8, 4), c(128, 128, 8, 3, persistent=True),
-        c(128, 128, 8, 3, ws=True), c(128, 128, 8, 4, ws=True), c(64, 128, 4, 4), c(128, 64, 4, 4),
+        c(128, 128, 8, 4), c(128, 128, 8, 4, half=True), c(128, 128, 8, 3, half=True),
+        c(128, 128, 8, 3, persistent=True), c(128, 128, 8, 3, persistent=True, half=True),
+        c(128, 128, 8, 4, ws=True), c(64, 128, 4, 4),
     ]
     mg = [
-        c(128, 256, 8, 3), c(128, 128, 8, 4),
-        c(128, 256, 8, 3, persistent=True), c(128, 128, 8, 4, persistent=True),
-        c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, ws=True),
+        c(128, 256, 8, 3), c(128, 256, 8, 3, half=True),
+        c(128, 256, 8, 3, persistent=True),
+        c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, half=True),
     ]
-    mg_h = mg + [c(64, 256, 4, 3), c(64, 128, 4, 4)]
+    mg_h = mg + [c(64, 256, 4, 3)]
     wg = [
         c(128, 128, 8, 4), c(128, 256, 8, 3), c(128, 256, 8, 3, persistent=True),
-        c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, ws=True),
+        c(128, 256, 8, 3, ws=True),
     ]
-    return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg_h, "dx": mg, "dw13": wg, "dw2": wg}
+    return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg_h, "dx": mg, "dw13": wg, "dw2": wg,
+            "dw2_untransposed": wg}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         "dh": ("MGROUPED_CONFIGS", lambda: gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h), 2),
         "dx": ("MGROUPED_CONFIGS", lambda: gg.grouped_mm_fused(dh, w13, offs, b_kmajor=False), 4),
         "dw13": ("WGRAD_CONFIGS", lambda: gg.weight_grad(dh, x, offs, torch.bfloat16), 4),
-        "dw2": ("WGRAD_CONFIGS", lambda: gg.weight_grad(dy, act, offs, torch.bfloat16), 2),
+        "dw2": ("WGRAD_CONFIGS", lambda: gg.weight_grad(act, dy, offs, torch.bfloat16, trans_out=True), 2),
+        "dw2_untransposed": ("WGRAD_CONFIGS", lambda: gg.weight_grad(dy, act, offs, torch.bfloat16), 2),
     }
     wanted = list(roles) if args.roles == "all" else args.roles.split(",")
     cands = candidates(gg)
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             kw = dict(cfg.kwargs)
             tag = (f"{kw['BLOCK_M']}x{kw['BLOCK_N']} w{cfg.num_warps} s{cfg.num_stages}"
                    f"{' pers' if kw['PERSISTENT'] and not kw['WS'] else ''}{' ws' if kw['WS'] else ''}"
+                   f"{' half' if kw['HALF_TAIL'] else ''}"
                    )
             lst[0] = cfg
             t0 = time.time()

@@ -253,6 +253,84 @@ def test_every_config_is_correct(list_name, index, programs, monkeypatch):
         configs[:] = saved
 
 
+def _half_tail_params() -> list:
+    try:
+        import models.moe.kernels.grouped_gemm as gg
+    except ImportError:  # no Triton (CPU): the tests skip anyway
+        return [pytest.param(None, None, id="no-triton")]
+    gu = [c for c in gg.GATE_UP_CONFIGS if c.kwargs["HALF_TAIL"]]
+    mg = [c for c in gg.MGROUPED_CONFIGS if c.kwargs["HALF_TAIL"]]
+    out = []
+    for j, m_cfg in enumerate(mg):
+        kw = m_cfg.kwargs
+        tag = f"mg{j}-{'pers' if kw['PERSISTENT'] else 'grid'}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"
+        out.append(pytest.param(gu[j % len(gu)], m_cfg, id=tag))
+    return out
+
+
+# experts' row counts around the tile and half-tile boundaries (BLOCK_M 128: half tiles hold <= 64)
+HALF_TAIL_COUNTS = [0, 1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 320, 0, 64]
+
+
+@pytest.mark.parametrize("programs", ["", "3"], ids=["one-per-sm", "3-programs"])
+@pytest.mark.parametrize("tma", ["1", "0"], ids=["tma", "ptr"])
+@pytest.mark.parametrize("gu_cfg,mg_cfg", _half_tail_params())
+def test_half_tail_tiles_at_boundaries(gu_cfg, mg_cfg, tma, programs, monkeypatch):
+    """HALF_TAIL configs run an expert's last <= BLOCK_M/2 rows as a half-height tile; row counts
+    at every boundary (0, 1, 63, 64, 65, 127, 128, 129, ...) must give the reference result,
+    forward and backward, on the TMA and the pointer paths."""
+    import models.moe.kernels.grouped_gemm as gg
+
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_TMA", tma)
+    monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", programs)
+    counts = torch.tensor(HALF_TAIL_COUNTS)
+    e, h, i = len(HALF_TAIL_COUNTS), 256, 192
+    x, w13, w2, offsets, dy = _inputs(e, h, i, counts, 71)
+    want = _loop_reference(x, w13, w2, counts, dy)
+    saved = list(gg.GATE_UP_CONFIGS), list(gg.MGROUPED_CONFIGS)
+    try:
+        gg.GATE_UP_CONFIGS[0], gg.MGROUPED_CONFIGS[0] = gu_cfg, mg_cfg
+        _poison_allocator(64 << 20)
+        got = _fused(x, w13, w2, offsets, dy)
+        for name, g, w in zip(("y", "dx", "dw13", "dw2"), got, want):
+            err = _rel(g, w)
+            assert err <= TOL, f"{name}: relative error {err:.2e}"
+        start = 0
+        for c in counts.tolist():  # every expert's rows, the tails included, written and right
+            if c:
+                assert _rel(got[0][start : start + c], want[0][start : start + c]) <= TOL, f"y of a {c}-row expert"
+            start += c
+    finally:
+        gg.GATE_UP_CONFIGS[:], gg.MGROUPED_CONFIGS[:] = saved
+
+
+@pytest.mark.parametrize("tma", ["1", "0"], ids=["tma", "ptr"])
+def test_weight_grad_transposed_output(tma, monkeypatch):
+    """weight_grad(..., trans_out=True) (used for dW2) is the transpose of the plain weight gradient."""
+    import models.moe.kernels.grouped_gemm as gg
+
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_TMA", tma)
+    counts = torch.tensor(HALF_TAIL_COUNTS)
+    gen = torch.Generator().manual_seed(81)
+    m = int(counts.sum())
+    a = torch.randn(m, 192, generator=gen).to("cuda", torch.bfloat16)
+    b = torch.randn(m, 320, generator=gen).to("cuda", torch.bfloat16)
+    offsets = torch.cumsum(counts, 0).to("cuda", torch.int32)
+    plain = gg.weight_grad(b, a, offsets, torch.bfloat16)  # [E, 320, 192]
+    trans = gg.weight_grad(a, b, offsets, torch.bfloat16, trans_out=True)  # [E, 320, 192]
+    assert trans.shape == plain.shape
+    start = 0
+    for ex, c in enumerate(counts.tolist()):
+        want = b[start : start + c].double().t() @ a[start : start + c].double()
+        if c == 0:
+            assert torch.count_nonzero(trans[ex]) == 0
+        else:
+            assert _rel(trans[ex], want) <= TOL and _rel(plain[ex], want) <= TOL
+        start += c
+
+
 def test_autotuned_path_and_no_host_sync():
     """Autotuned launch is correct, and a warm call never synchronises with the host."""
     e, h, i = 8, 512, 256

@@ -227,7 +227,8 @@ def _wgrad_tile(
     a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr,
     e, start, end, r0, c0, R, C,
     stride_am, stride_bm, stride_ce, stride_cr,
-    USE_TMA: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     dt = c_ptr.dtype.element_ty
@@ -238,7 +239,10 @@ def _wgrad_tile(
             a = load_ragged(a_desc, start, cnt, [t, r0])
             b = load_ragged(b_desc, start, cnt, [t, c0])
             acc = tl.dot(a.T, b, acc)
-        out_desc.store([e, r0, c0], acc.to(dt).reshape(1, BLOCK_M, BLOCK_N))
+        if TRANS_OUT:  # out [E, C, R]
+            out_desc.store([e, c0, r0], acc.to(dt).T.reshape(1, BLOCK_N, BLOCK_M))
+        else:
+            out_desc.store([e, r0, c0], acc.to(dt).reshape(1, BLOCK_M, BLOCK_N))
     else:
         offs_k = tl.arange(0, BLOCK_K)
         offs_r = r0 + tl.arange(0, BLOCK_M)  # masked, not clamped: keeps contiguous loads vectorised
@@ -255,7 +259,10 @@ def _wgrad_tile(
             acc = tl.dot(a, b, acc)
             a_ptrs += BLOCK_K * stride_am
             b_ptrs += BLOCK_K * stride_bm
-        c_ptrs = c_ptr + e.to(tl.int64) * stride_ce + offs_r[:, None] * stride_cr + offs_c[None, :]
+        if TRANS_OUT:  # out [E, C, R]
+            c_ptrs = c_ptr + e.to(tl.int64) * stride_ce + offs_c[None, :] * stride_cr + offs_r[:, None]
+        else:
+            c_ptrs = c_ptr + e.to(tl.int64) * stride_ce + offs_r[:, None] * stride_cr + offs_c[None, :]
         tl.store(c_ptrs, acc.to(dt), mask=rmask[:, None] & cmask[None, :])
 
 
@@ -266,12 +273,42 @@ def _wgrad_tile(
 
 
 @triton.jit
+def _gate_up_any(
+    x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2, u_desc2,
+    act_ptr, h_ptr, e, start, row0, row_end, n0, M, N, K,
+    stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+    STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, HALF_TAIL: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One row tile; with HALF_TAIL a tile with <= BLOCK_M/2 rows left in its expert (an expert's
+    tail) runs at half height through the "*2" descriptors, halving the work spent on rows past the
+    expert's end (at ~768 +- 28 rows per expert, 128-row tiles waste ~8% of the work on them)."""
+    if HALF_TAIL:  # nested so that configs without it compile no half-tile code
+        if row_end - row0 <= BLOCK_M // 2:
+            _gate_up_tile(x_ptr, w_ptr, x_desc2, w_desc, act_desc2, g_desc2, u_desc2, act_ptr, h_ptr,
+                          e, start, row0, row_end, n0, M, N, K,
+                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                          STORE_H, USE_TMA, EVEN_K, BLOCK_M // 2, BLOCK_N, BLOCK_K)
+        else:
+            _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
+                          e, start, row0, row_end, n0, M, N, K,
+                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                          STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
+                      e, start, row0, row_end, n0, M, N, K,
+                      stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                      STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+
+
+@triton.jit
 def _gate_up_kernel(
-    x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr, offs_ptr,
+    x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2, u_desc2,
+    act_ptr, h_ptr, offs_ptr,
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
-    PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
+    PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
@@ -282,27 +319,57 @@ def _gate_up_kernel(
         for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
             pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
             e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
-            _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
-                          e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
-                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                          STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+            _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
+                         u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                         stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
         if row0 < row_end:
-            _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
-                          e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
-                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                          STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+            _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
+                         u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                         stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
+
+
+@triton.jit
+def _mgrouped_any(
+    a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
+    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+    e, start, row0, row_end, n0, M, N, K,
+    stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+    B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
+    HALF_TAIL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One row tile; HALF_TAIL as in ``_gate_up_any``."""
+    if HALF_TAIL:  # nested so that configs without it compile no half-tile code
+        if row_end - row0 <= BLOCK_M // 2:
+            _mgrouped_tile(a_ptr, b_ptr, a_desc2, b_desc, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+                           e, start, row0, row_end, n0, M, N, K,
+                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M // 2, BLOCK_N, BLOCK_K)
+        else:
+            _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
+                           e, start, row0, row_end, n0, M, N, K,
+                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+    else:
+        _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
+                       e, start, row0, row_end, n0, M, N, K,
+                       stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
 def _mgrouped_kernel(
-    a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr, offs_ptr,
+    a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
+    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr, offs_ptr,
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
     E_P2: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
+    HALF_TAIL: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
@@ -317,18 +384,20 @@ def _mgrouped_kernel(
         for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
             pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
             e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
-            _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
-                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
-                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+            _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
+                          a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+                          e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                          stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
         if row0 < row_end:
-            _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
-                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
-                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+            _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
+                          a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+                          e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
+                          stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -336,11 +405,14 @@ def _wgrad_kernel(
     a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr,
     R, C, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_bm, stride_ce, stride_cr,
-    USE_TMA: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
+    USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
+    PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
-    zeros for an expert without rows."""
+    zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
+    that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
+    HALF_TAIL is unused here (row tiles are over R, not over tokens)."""
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
     per_e = num_r * num_c
@@ -352,7 +424,7 @@ def _wgrad_kernel(
             start = tl.load(offs_ptr + e - 1, mask=e > 0, other=0)
             _wgrad_tile(a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, e, start, end,
                         pid_r * BLOCK_M, pid_c * BLOCK_N, R, C, stride_am, stride_bm, stride_ce, stride_cr,
-                        USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+                        USE_TMA, TRANS_OUT, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         pid = tl.program_id(0)
         e = pid // per_e
@@ -361,7 +433,7 @@ def _wgrad_kernel(
         start = tl.load(offs_ptr + e - 1, mask=e > 0, other=0)
         _wgrad_tile(a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, e, start, end,
                     pid_r * BLOCK_M, pid_c * BLOCK_N, R, C, stride_am, stride_bm, stride_ce, stride_cr,
-                    USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+                    USE_TMA, TRANS_OUT, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -369,12 +441,13 @@ def _wgrad_kernel(
 
 
 def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
-         bk: int = _BLOCK_K, ws: bool = False, **extra) -> triton.Config:
+         bk: int = _BLOCK_K, ws: bool = False, half: bool = False, **extra) -> triton.Config:
     """A tile config. ``ws``: warp-specialised persistent loop (Triton's Hopper warp specialization
-    needs an unflattened loop, so FLATTEN = not ws); ``extra``: kernel-specific constexprs."""
+    needs an unflattened loop, so FLATTEN = not ws); ``half``: HALF_TAIL, experts' tails of <= bm/2
+    rows run as half-height tiles (row-grouped kernels); ``extra``: kernel-specific constexprs."""
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
-         "WS": ws, "FLATTEN": not ws, **extra},
+         "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, **extra},
         num_warps=warps, num_stages=stages, pre_hook=_set_desc_blocks,
     )
 
@@ -382,6 +455,16 @@ def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, gr
 # descriptor argument -> block shape from (BLOCK_M, BLOCK_N, BLOCK_K); ragged ones get [1, 1] in front
 _DESC_BLOCKS = {
     "x_desc": lambda m, n, k: [m, k],
+    "x_desc2": lambda m, n, k: [m // 2, k],
+    "a_desc2": lambda m, n, k: [m // 2, k],
+    "act_desc2": lambda m, n, k: [1, 1, m // 2, n],
+    "g_desc2": lambda m, n, k: [1, 1, m // 2, n],
+    "u_desc2": lambda m, n, k: [1, 1, m // 2, n],
+    "c_desc2": lambda m, n, k: [1, 1, m // 2, n],
+    "dg_desc2": lambda m, n, k: [1, 1, m // 2, n],
+    "du_desc2": lambda m, n, k: [1, 1, m // 2, n],
+    "hg_desc2": lambda m, n, k: [m // 2, n],
+    "hu_desc2": lambda m, n, k: [m // 2, n],
     "w_desc": lambda m, n, k: [n, k],
     "act_desc": lambda m, n, k: [1, 1, m, n],
     "g_desc": lambda m, n, k: [1, 1, m, n],
@@ -391,7 +474,6 @@ _DESC_BLOCKS = {
     "du_desc": lambda m, n, k: [1, 1, m, n],
     "hg_desc": lambda m, n, k: [m, n],
     "hu_desc": lambda m, n, k: [m, n],
-    "out_desc": lambda m, n, k: [1, m, n],
 }
 
 
@@ -403,7 +485,9 @@ def _set_desc_blocks(nargs: dict) -> None:
     for name, val in nargs.items():
         if not isinstance(val, TensorDescriptor):
             continue
-        if name in _DESC_BLOCKS:
+        if name == "out_desc":
+            val.block_shape = [1, bn, bm] if nargs.get("TRANS_OUT") else [1, bm, bn]
+        elif name in _DESC_BLOCKS:
             val.block_shape = _DESC_BLOCKS[name](bm, bn, bk)
         elif name == "a_desc":
             val.block_shape = [1, 1, bk, bm] if "R" in nargs else [bm, bk]
@@ -420,10 +504,12 @@ def _set_desc_blocks(nargs: dict) -> None:
 # dh 128x256 grid 454 (its persistent variant does not fit in shared memory); dx 128x256 persistent 588;
 # dw13 128x256 ws 555; dw2 128x256 grid 493. 64-row tiles stay for small row counts.
 GATE_UP_CONFIGS = [
-    _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
+    _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, half=True), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True),
+    _cfg(64, 128, 4, 4),
 ]
 MGROUPED_CONFIGS = [
     _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
+    _cfg(128, 256, 8, 3, half=True),
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
 ]
 WGRAD_CONFIGS = [
@@ -442,7 +528,7 @@ if os.environ.get("DOTS_GG_WS", "0").strip().lower() in ("", "0", "false", "no",
 _KEY = ["M_BUCKET", "N", "K", "USE_TMA"]
 _gate_up_tuned = triton.autotune(GATE_UP_CONFIGS, key=_KEY + ["STORE_H"])(_gate_up_kernel)
 _mgrouped_tuned = triton.autotune(MGROUPED_CONFIGS, key=_KEY + ["B_KMAJOR", "SWIGLU_BWD"])(_mgrouped_kernel)
-_wgrad_tuned = triton.autotune(WGRAD_CONFIGS, key=["M_BUCKET", "R", "C", "E", "USE_TMA"])(_wgrad_kernel)
+_wgrad_tuned = triton.autotune(WGRAD_CONFIGS, key=["M_BUCKET", "R", "C", "E", "USE_TMA", "TRANS_OUT"])(_wgrad_kernel)
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -541,11 +627,13 @@ def gate_up_swiglu(
         return act, h
     tma = _use_tma(x, k, n)
     h_arg = h if h is not None else act  # (unused without STORE_H)
-    if tma:
+    if tma:  # x, w, act, g, u, then the half-height-tile descriptors x2, act2, g2, u2
         descs = (_desc(x), _desc(w13.view(e * two_n, k)), _ragged(act))
         descs += (_ragged(h[:, :n]), _ragged(h[:, n:])) if h is not None else (descs[2], descs[2])
+        act2 = _ragged(act)
+        descs += (_desc(x), act2) + ((_ragged(h[:, :n]), _ragged(h[:, n:])) if h is not None else (act2, act2))
     else:
-        descs = (x, w13, act, act, act)
+        descs = (x, w13, act, act, act, x, act, act, act)
     args = (x, w13, *descs, act, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(x),
             x.stride(0), w13.stride(0), w13.stride(1), act.stride(0), h_arg.stride(0))
     kwargs = dict(STORE_H=store_h, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0, E_P2=triton.next_power_of_2(e))
@@ -574,14 +662,17 @@ def grouped_mm_fused(
     h_arg = h if h is not None else c
     if tma:
         b_desc = _desc(b.view(e * n, k)) if b_kmajor else _desc(b.view(e * k, n))
+        # a, b, c, hg, hu, dg, du, then the half-height-tile ones a2, c2, hg2, hu2, dg2, du2
         if h is not None:  # (c_desc unused: dh is stored through its two column halves)
             dg_desc, du_desc = _ragged(c[:, :n]), _ragged(c[:, n:])
-            descs = (_desc(a), b_desc, dg_desc, _desc(h[:, :n]), _desc(h[:, n:]), dg_desc, du_desc)
+            dg2, du2 = _ragged(c[:, :n]), _ragged(c[:, n:])
+            descs = (_desc(a), b_desc, dg_desc, _desc(h[:, :n]), _desc(h[:, n:]), dg_desc, du_desc,
+                     _desc(a), dg2, _desc(h[:, :n]), _desc(h[:, n:]), dg2, du2)
         else:
-            c_desc = _ragged(c)
-            descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc)
+            c_desc, c2 = _ragged(c), _ragged(c)
+            descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc, _desc(a), c2, c2, c2, c2, c2)
     else:
-        descs = (a, b, c, c, c, c, c)
+        descs = (a, b, c, c, c, c, c, a, c, c, c, c, c)
     args = (a, b, *descs, c, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(a),
             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0), h_arg.stride(0))
     kwargs = dict(B_KMAJOR=b_kmajor, SWIGLU_BWD=h is not None, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0,
@@ -590,13 +681,15 @@ def grouped_mm_fused(
     return c
 
 
-def weight_grad(a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``dW[e] = a[rows of e]^T @ b[rows of e]`` -> [E, R, C] (a [M, R], b [M, C]); zeros for an
-    expert without rows."""
+def weight_grad(
+    a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype, trans_out: bool = False
+) -> torch.Tensor:
+    """``dW[e] = a[rows of e]^T @ b[rows of e]`` -> [E, R, C] (a [M, R], b [M, C]), or with
+    ``trans_out`` its transpose [E, C, R]; zeros for an expert without rows."""
     m, r = a.shape
     c_dim = b.shape[1]
     e = offsets.shape[0]
-    out = torch.empty((e, r, c_dim), device=a.device, dtype=dtype)
+    out = torch.empty((e, c_dim, r) if trans_out else (e, r, c_dim), device=a.device, dtype=dtype)
     nsm = _num_sms(a)
 
     def grid(meta):
@@ -608,7 +701,7 @@ def weight_grad(a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor, dtype: 
     descs = (_ragged(a), _ragged(b), _desc(out)) if tma else (a, b, out)
     args = (a, b, *descs, out, offsets, r, c_dim, e, _m_bucket(m), nsm, a.stride(0), b.stride(0),
             out.stride(0), out.stride(1))
-    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, dict(USE_TMA=tma))
+    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, dict(USE_TMA=tma, TRANS_OUT=trans_out))
     return out
 
 
@@ -639,7 +732,9 @@ class GroupedMLPFunction(torch.autograd.Function):
         dh = grouped_mm_fused(dy, w2, offsets, b_kmajor=False, h=h)
         dx = grouped_mm_fused(dh, w13, offsets, b_kmajor=False) if ctx.needs_input_grad[0] else None
         dw13 = weight_grad(dh, x, offsets, w13.dtype) if ctx.needs_input_grad[1] else None
-        dw2 = weight_grad(dy, act, offsets, w2.dtype) if ctx.needs_input_grad[2] else None
+        # dW2[e] = dy_e^T @ act_e [H, I], computed as (act_e^T @ dy_e)^T: the expert width I (1408 =
+        # 11 x 128, but 5.5 x 256) goes on the 128-row side of the tiles, so no tile column is wasted
+        dw2 = weight_grad(act, dy, offsets, w2.dtype, trans_out=True) if ctx.needs_input_grad[2] else None
         return dx, dw13, dw2, None
 
 
