@@ -499,10 +499,13 @@ def _set_desc_blocks(nargs: dict) -> None:
 
 
 # BLOCK_N of the gate/up kernel is per half: a program computes BLOCK_M x (2 * BLOCK_N) outputs.
-# Candidates chosen by bench/grouped_gemm_sweep.py at the dots.llm1 shapes (16K tokens, H200, TFLOP/s):
-# gate_up 128x128 s4 550-571 (ws equal, persistent 442); down 128x256 ws 554 > persistent 545 > grid 515;
-# dh 128x256 grid 454 (its persistent variant does not fit in shared memory); dx 128x256 persistent 588;
-# dw13 128x256 ws 555; dw2 128x256 grid 493. 64-row tiles stay for small row counts.
+# Candidates chosen by bench/grouped_gemm_sweep.py at the dots.llm1 shapes (16K tokens, TFLOP/s).
+# H100, session 3: gate_up storing h 128x128 s4 556 / with half tiles 594, inference 607 / 589;
+# down 128x256 persistent 567 > ws 556 > grid 540 (half 537); dh 128x256 half 466 > grid 456 (its
+# persistent variant does not fit in shared memory); dx persistent 605 > half 596 > grid 561;
+# dw2 (transposed) grid 552, ws 558. H200, session 2: dw13 128x256 ws 555, persistent 552.
+# Half tiles need grid mode (persistent + half does not fit in shared memory). 64-row tiles stay
+# for small row counts.
 GATE_UP_CONFIGS = [
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, half=True), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True),
     _cfg(64, 128, 4, 4),
