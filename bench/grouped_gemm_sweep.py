@@ -7,7 +7,7 @@ pre-activations, down, dh = d(act) with the SwiGLU backward, dx, dw13, dw2) at t
 under each candidate config below, one config at a time (autotuning off), and prints TFLOP/s per role
 and config. A config that fails to compile or run is reported with its error and skipped. The
 winners go into ``GATE_UP_CONFIGS`` / ``MGROUPED_CONFIGS`` / ``WGRAD_CONFIGS`` so that autotuning
-considers them; this script only measures.
+considers them; this script only measures. ``EXPERIMENTAL_CONFIGS`` (not autotuned) are swept too.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def candidates(gg) -> dict[str, list]:
         c(128, 128, 8, 4), c(128, 256, 8, 3), c(128, 256, 8, 3, persistent=True),
         c(128, 256, 8, 3, ws=True),
     ]
+    gate_up += gg.EXPERIMENTAL_CONFIGS["GATE_UP_CONFIGS"]
+    mg += gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"]
+    mg_h += gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"]
     return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg_h, "dx": mg, "dw13": wg, "dw2": wg,
             "dw2_untransposed": wg}
 
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             kw = dict(cfg.kwargs)
             tag = (f"{kw['BLOCK_M']}x{kw['BLOCK_N']} w{cfg.num_warps} s{cfg.num_stages}"
                    f"{' pers' if kw['PERSISTENT'] and not kw['WS'] else ''}{' ws' if kw['WS'] else ''}"
-                   f"{' half' if kw['HALF_TAIL'] else ''}"
+                   f"{' half' if kw['HALF_TAIL'] else ''}{' epi_ptr' if kw['EPI_PTR'] else ''}"
                    )
             lst[0] = cfg
             t0 = time.time()

@@ -176,15 +176,17 @@ def test_fused_matches_torch_grouped_mm(seed, monkeypatch):
 
 
 def _config_params() -> list:
-    """(list name, index) for every tile config of every kernel; ids say which are persistent."""
+    """(list name, index) for every tile config of every kernel, the experimental ones (not
+    autotuned) after each list's own; ids say which are persistent."""
     try:
         import models.moe.kernels.grouped_gemm as gg
     except ImportError:  # no Triton (CPU): the tests skip anyway
         return [pytest.param("none", 0, id="no-triton")]
     out = []
     for name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
-        for j, cfg in enumerate(getattr(gg, name)):
-            kind = "pers" if cfg.kwargs.get("PERSISTENT") else "grid"
+        for j, cfg in enumerate(getattr(gg, name) + gg.EXPERIMENTAL_CONFIGS.get(name, [])):
+            kind = ("pers" if cfg.kwargs.get("PERSISTENT") else "grid") + ("-half" if cfg.kwargs.get("HALF_TAIL") else "")
+            kind += "-epiptr" if cfg.kwargs.get("EPI_PTR") else ""
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{kind}"
             out.append(pytest.param(name, j, id=f"{tag}-{cfg.kwargs['BLOCK_M']}x{cfg.kwargs['BLOCK_N']}"))
     return out
@@ -236,12 +238,13 @@ def test_every_config_is_correct(list_name, index, programs, monkeypatch):
     monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", programs)
     configs = getattr(gg, list_name)
     saved = list(configs)
+    candidates = saved + gg.EXPERIMENTAL_CONFIGS.get(list_name, [])
     e, h, i = 7, 320, 192
     counts = _routing(e, 1500, 2, torch.Generator().manual_seed(21))
     x, w13, w2, offsets, dy = _inputs(e, h, i, counts, 21)
     want = _loop_reference(x, w13, w2, counts, dy)
     try:
-        configs[0] = saved[index]
+        configs[0] = candidates[index]
         if list_name == "MGROUPED_CONFIGS":
             _check_mgrouped_variants(x, w13, w2, offsets, dy, counts)
             return
@@ -259,11 +262,11 @@ def _half_tail_params() -> list:
     except ImportError:  # no Triton (CPU): the tests skip anyway
         return [pytest.param(None, None, id="no-triton")]
     gu = [c for c in gg.GATE_UP_CONFIGS if c.kwargs["HALF_TAIL"]]
-    mg = [c for c in gg.MGROUPED_CONFIGS if c.kwargs["HALF_TAIL"]]
+    mg = [c for c in gg.MGROUPED_CONFIGS + gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"] if c.kwargs["HALF_TAIL"]]
     out = []
     for j, m_cfg in enumerate(mg):
         kw = m_cfg.kwargs
-        tag = f"mg{j}-{'pers' if kw['PERSISTENT'] else 'grid'}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"
+        tag = f"mg{j}-{'pers' if kw['PERSISTENT'] else 'grid'}{'-epiptr' if kw['EPI_PTR'] else ''}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"
         out.append(pytest.param(gu[j % len(gu)], m_cfg, id=tag))
     return out
 
@@ -398,11 +401,12 @@ def _ws_and_default_configs() -> list:
         return [pytest.param("none", None, id="no-triton")]
     out = []
     for name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
-        cfgs = list(getattr(gg, name))
+        cfgs = list(getattr(gg, name)) + gg.EXPERIMENTAL_CONFIGS.get(name, [])
         cfgs += [gg._cfg(128, 128, 8, 4, ws=True), gg._cfg(128, 256, 8, 3, ws=True)]
         for j, cfg in enumerate(cfgs):
             kw = cfg.kwargs
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{'ws' if kw['WS'] else 'pers' if kw['PERSISTENT'] else 'grid'}"
+            tag += ("-half" if kw["HALF_TAIL"] else "") + ("-epiptr" if kw["EPI_PTR"] else "")
             out.append(pytest.param(name, cfg, id=f"{tag}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"))
     return out
 

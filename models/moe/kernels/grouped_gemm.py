@@ -102,7 +102,7 @@ def _gate_up_tile(
     x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
     e, start, row0, row_end, n0, M, N, K,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-    STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
+    STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, EPI_PTR: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -117,13 +117,6 @@ def _gate_up_tile(
             bu = w_desc.load([wrow + N, kk])
             acc_g = tl.dot(a, bg.T, acc_g)
             acc_u = tl.dot(a, bu.T, acc_u)
-        act = acc_g * tl.sigmoid(acc_g) * acc_u
-        # ragged stores: the hardware drops rows past the expert's end and columns past N
-        cnt = row_end - start
-        store_ragged(act_desc, start, cnt, [row0 - start, n0], act.to(dt))
-        if STORE_H:
-            store_ragged(g_desc, start, cnt, [row0 - start, n0], acc_g.to(dt))
-            store_ragged(u_desc, start, cnt, [row0 - start, n0], acc_u.to(dt))
     else:
         offs_k = tl.arange(0, BLOCK_K)
         rows = tl.minimum(row0 + tl.arange(0, BLOCK_M), M - 1).to(tl.int64)
@@ -146,11 +139,19 @@ def _gate_up_tile(
             a_ptrs += BLOCK_K
             wg_ptrs += BLOCK_K
             wu_ptrs += BLOCK_K
+    act = acc_g * tl.sigmoid(acc_g) * acc_u
+    if USE_TMA and not EPI_PTR:
+        # ragged stores: the hardware drops rows past the expert's end and columns past N
+        cnt = row_end - start
+        store_ragged(act_desc, start, cnt, [row0 - start, n0], act.to(dt))
+        if STORE_H:
+            store_ragged(g_desc, start, cnt, [row0 - start, n0], acc_g.to(dt))
+            store_ragged(u_desc, start, cnt, [row0 - start, n0], acc_u.to(dt))
+    else:  # masked pointer epilogue (no shared-memory staging)
         offs_m = row0 + tl.arange(0, BLOCK_M)
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask = (offs_m < row_end)[:, None] & (offs_n < N)[None, :]
         rows64 = offs_m.to(tl.int64)
-        act = acc_g * tl.sigmoid(acc_g) * acc_u
         tl.store(act_ptr + rows64[:, None] * stride_am + offs_n[None, :], act.to(dt), mask=mask)
         if STORE_H:
             hp = h_ptr + rows64[:, None] * stride_hm + offs_n[None, :]
@@ -164,7 +165,7 @@ def _mgrouped_tile(
     e, start, row0, row_end, n0, M, N, K,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    EPI_PTR: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     dt = c_ptr.dtype.element_ty
@@ -177,16 +178,6 @@ def _mgrouped_tile(
             else:  # b_desc over [E*K, N]
                 b = b_desc.load([e * K + kk, n0])
             acc = tl.dot(a, b, acc)
-        cnt = row_end - start
-        if SWIGLU_BWD:
-            g = hg_desc.load([row0, n0]).to(tl.float32)
-            u = hu_desc.load([row0, n0]).to(tl.float32)
-            sig = tl.sigmoid(g)
-            silu = g * sig
-            store_ragged(dg_desc, start, cnt, [row0 - start, n0], (acc * u * (sig + silu * (1.0 - sig))).to(dt))
-            store_ragged(du_desc, start, cnt, [row0 - start, n0], (acc * silu).to(dt))
-        else:
-            store_ragged(c_desc, start, cnt, [row0 - start, n0], acc.to(dt))
     else:
         offs_k = tl.arange(0, BLOCK_K)
         rows = tl.minimum(row0 + tl.arange(0, BLOCK_M), M - 1).to(tl.int64)
@@ -205,6 +196,18 @@ def _mgrouped_tile(
             acc = tl.dot(a, b, acc)
             a_ptrs += BLOCK_K
             b_ptrs += BLOCK_K * stride_bk
+    if USE_TMA and not EPI_PTR:
+        cnt = row_end - start
+        if SWIGLU_BWD:
+            g = hg_desc.load([row0, n0]).to(tl.float32)
+            u = hu_desc.load([row0, n0]).to(tl.float32)
+            sig = tl.sigmoid(g)
+            silu = g * sig
+            store_ragged(dg_desc, start, cnt, [row0 - start, n0], (acc * u * (sig + silu * (1.0 - sig))).to(dt))
+            store_ragged(du_desc, start, cnt, [row0 - start, n0], (acc * silu).to(dt))
+        else:
+            store_ragged(c_desc, start, cnt, [row0 - start, n0], acc.to(dt))
+    else:  # masked pointer epilogue: no shared-memory staging (EPI_PTR lets persistent tiles fit)
         offs_m = row0 + tl.arange(0, BLOCK_M)
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask = (offs_m < row_end)[:, None] & (offs_n < N)[None, :]
@@ -278,7 +281,7 @@ def _gate_up_any(
     act_ptr, h_ptr, e, start, row0, row_end, n0, M, N, K,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, HALF_TAIL: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    EPI_PTR: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One row tile; with HALF_TAIL a tile with <= BLOCK_M/2 rows left in its expert (an expert's
     tail) runs at half height through the "*2" descriptors, halving the work spent on rows past the
@@ -288,17 +291,17 @@ def _gate_up_any(
             _gate_up_tile(x_ptr, w_ptr, x_desc2, w_desc, act_desc2, g_desc2, u_desc2, act_ptr, h_ptr,
                           e, start, row0, row_end, n0, M, N, K,
                           stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                          STORE_H, USE_TMA, EVEN_K, BLOCK_M // 2, BLOCK_N, BLOCK_K)
+                          STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
         else:
             _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
                           e, start, row0, row_end, n0, M, N, K,
                           stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                          STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+                          STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
                       e, start, row0, row_end, n0, M, N, K,
                       stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                      STORE_H, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+                      STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -309,6 +312,7 @@ def _gate_up_kernel(
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
+    EPI_PTR: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
@@ -322,7 +326,7 @@ def _gate_up_kernel(
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
+                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
@@ -330,7 +334,7 @@ def _gate_up_kernel(
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
+                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -340,7 +344,8 @@ def _mgrouped_any(
     e, start, row0, row_end, n0, M, N, K,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
-    HALF_TAIL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One row tile; HALF_TAIL as in ``_gate_up_any``."""
     if HALF_TAIL:  # nested so that configs without it compile no half-tile code
@@ -348,17 +353,17 @@ def _mgrouped_any(
             _mgrouped_tile(a_ptr, b_ptr, a_desc2, b_desc, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                            e, start, row0, row_end, n0, M, N, K,
                            stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M // 2, BLOCK_N, BLOCK_K)
+                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
         else:
             _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
                            e, start, row0, row_end, n0, M, N, K,
                            stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
                        e, start, row0, row_end, n0, M, N, K,
                        stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, BLOCK_M, BLOCK_N, BLOCK_K)
+                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -369,7 +374,7 @@ def _mgrouped_kernel(
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
     E_P2: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
-    HALF_TAIL: tl.constexpr,
+    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
@@ -388,7 +393,7 @@ def _mgrouped_kernel(
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
@@ -397,7 +402,7 @@ def _mgrouped_kernel(
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, BLOCK_M, BLOCK_N, BLOCK_K)
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -407,12 +412,13 @@ def _wgrad_kernel(
     stride_am, stride_bm, stride_ce, stride_cr,
     USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
+    EPI_PTR: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
-    HALF_TAIL is unused here (row tiles are over R, not over tokens)."""
+    HALF_TAIL and EPI_PTR are unused here (row tiles are over R, not over tokens)."""
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
     per_e = num_r * num_c
@@ -441,13 +447,17 @@ def _wgrad_kernel(
 
 
 def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
-         bk: int = _BLOCK_K, ws: bool = False, half: bool = False, **extra) -> triton.Config:
+         bk: int = _BLOCK_K, ws: bool = False, half: bool = False, epi_ptr: bool = False,
+         **extra) -> triton.Config:
     """A tile config. ``ws``: warp-specialised persistent loop (Triton's Hopper warp specialization
     needs an unflattened loop, so FLATTEN = not ws); ``half``: HALF_TAIL, experts' tails of <= bm/2
-    rows run as half-height tiles (row-grouped kernels); ``extra``: kernel-specific constexprs."""
+    rows run as half-height tiles (row-grouped kernels); ``epi_ptr``: EPI_PTR, the row-grouped kernels
+    store (and the SwiGLU backward loads h) with masked pointer accesses instead of TMA, which needs
+    no shared-memory staging, so persistent configs that otherwise do not fit do (experimental:
+    sweep candidates, not yet in the lists); ``extra``: kernel-specific constexprs."""
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
-         "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, **extra},
+         "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, "EPI_PTR": epi_ptr, **extra},
         num_warps=warps, num_stages=stages, pre_hook=_set_desc_blocks,
     )
 
@@ -519,6 +529,20 @@ WGRAD_CONFIGS = [
     _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True),
 ]
+
+# Experimental candidates, not autotuned: bench/grouped_gemm_sweep.py times them and
+# tests/test_grouped_gemm_gpu.py checks them, and one moves into a list above once a sweep shows it
+# faster. EPI_PTR (pointer epilogues, no shared-memory staging) lets persistent loops fit where
+# the TMA epilogue does not: the SwiGLU-backward dh kernel persistent at 2 stages (229 KB of the
+# 227 KiB = 232,448 B), and half tiles in a persistent loop (which otherwise need 246 KB).
+# Compiled for sm_90 here, not yet timed (session 3 ran out of device time).
+EXPERIMENTAL_CONFIGS = {
+    "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True)],
+    "MGROUPED_CONFIGS": [
+        _cfg(128, 256, 8, 3, persistent=True, epi_ptr=True), _cfg(128, 256, 8, 2, persistent=True, epi_ptr=True),
+        _cfg(128, 256, 8, 3, persistent=True, half=True, epi_ptr=True),
+    ],
+}
 
 # Warp-specialised configs are opt-in (DOTS_GG_WS=1): they were no faster than the best other config
 # of each kernel (within 2%, bench/grouped_gemm_sweep.py), and a 300-step run of conf/moe/small.yaml
