@@ -13,7 +13,7 @@ export PYSPARK_PYTHON := $(abspath $(VPY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(VPY))
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup demo test test-fast lint sample package submit bench clean
+.PHONY: setup demo test test-fast check-kernels lint sample package submit bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# Compile the Triton grouped-GEMM kernels for sm_90 under every tile config, no GPU needed: Triton
+# goes into .kernels-check/ (not the project venv, whose torch is the CPU wheel).
+check-kernels: $(STAMP)
+	$(VPY) -m pip install -q --target .kernels-check triton==3.6.0
+	PYTHONPATH=.kernels-check $(VPY) -m pytest -q tests/test_grouped_gemm_sm90_compile.py
+	PYTHONPATH=.kernels-check $(VPY) -m models.moe.kernels.sm90_check
 
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not spark and not cluster and not slow" $(PYTEST_ARGS)

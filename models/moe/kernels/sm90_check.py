@@ -1,0 +1,166 @@
+"""Compile every grouped-GEMM kernel variant under every tile config for Hopper (sm_90) without a GPU.
+
+    python -m models.moe.kernels.sm90_check [--json OUT]
+
+Triton compiles to a cubin with its bundled ptxas on any machine, so this checks, before spending
+device time, that each config of ``GATE_UP_CONFIGS`` / ``MGROUPED_CONFIGS`` / ``WGRAD_CONFIGS`` (plus
+the warp-specialised and ``EXPERIMENTAL_CONFIGS`` candidates) compiles for each kernel variant the
+autograd function launches, and how much shared memory it needs against the H100/H200 limit of
+227 KiB per block. A config that does not fit one variant is skipped there by the autotuner
+(OutOfResources); the first config of each list must fit every variant, because
+``DOTS_GG_AUTOTUNE=0`` launches it unconditionally. Needs Triton (GPU machines, or
+``pip install triton`` in a scratch environment); no CUDA device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+
+SMEM_LIMIT = 232_448  # bytes: max dynamic shared memory per block on sm_90 (H100, H200)
+
+# (kernel, variant name, the variant's constexprs) as GroupedMLPFunction launches them
+VARIANTS = {
+    "GATE_UP_CONFIGS": [("gate_up", dict(STORE_H=False)), ("gate_up+h", dict(STORE_H=True))],
+    "MGROUPED_CONFIGS": [
+        ("down", dict(B_KMAJOR=True, SWIGLU_BWD=False)),
+        ("dh", dict(B_KMAJOR=False, SWIGLU_BWD=True)),
+        ("dx", dict(B_KMAJOR=False, SWIGLU_BWD=False)),
+    ],
+    "WGRAD_CONFIGS": [("dw13", dict(TRANS_OUT=False)), ("dw2", dict(TRANS_OUT=True))],
+}
+
+
+@dataclass
+class Result:
+    """One (config list, config, variant) compile."""
+
+    list_name: str
+    config: str
+    variant: str
+    ok: bool
+    shared_bytes: int | None
+    fits: bool | None
+    error: str | None = None
+
+
+def _descriptor_types(list_name: str, consts: dict) -> dict[str, str]:
+    """Triton signature strings of the TMA descriptor arguments (block shapes as the pre-hook sets)."""
+    bm, bn, bk = consts["BLOCK_M"], consts["BLOCK_N"], consts["BLOCK_K"]
+
+    def d2(m: int, n: int) -> str:
+        return f"tensordesc<bf16[{m},{n}]>"
+
+    def d4(m: int, n: int) -> str:
+        return f"tensordesc<bf16[1,1,{m},{n}]>"
+
+    if list_name == "GATE_UP_CONFIGS":
+        return dict(x_desc=d2(bm, bk), w_desc=d2(bn, bk), act_desc=d4(bm, bn), g_desc=d4(bm, bn),
+                    u_desc=d4(bm, bn), x_desc2=d2(bm // 2, bk), act_desc2=d4(bm // 2, bn),
+                    g_desc2=d4(bm // 2, bn), u_desc2=d4(bm // 2, bn))
+    if list_name == "MGROUPED_CONFIGS":
+        b = d2(bn, bk) if consts["B_KMAJOR"] else d2(bk, bn)
+        return dict(a_desc=d2(bm, bk), b_desc=b, c_desc=d4(bm, bn), hg_desc=d2(bm, bn), hu_desc=d2(bm, bn),
+                    dg_desc=d4(bm, bn), du_desc=d4(bm, bn), a_desc2=d2(bm // 2, bk), c_desc2=d4(bm // 2, bn),
+                    hg_desc2=d2(bm // 2, bn), hu_desc2=d2(bm // 2, bn), dg_desc2=d4(bm // 2, bn),
+                    du_desc2=d4(bm // 2, bn))
+    out = f"tensordesc<bf16[1,{bn},{bm}]>" if consts["TRANS_OUT"] else f"tensordesc<bf16[1,{bm},{bn}]>"
+    return dict(a_desc=d4(bk, bm), b_desc=d4(bk, bn), out_desc=out)
+
+
+def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> int:
+    """Compile one kernel variant under ``cfg`` for sm_90 (TMA path, K a multiple of BLOCK_K);
+    returns its shared memory in bytes. Raises what Triton raises."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from models.moe.kernels import grouped_gemm as gg
+
+    fn = {"GATE_UP_CONFIGS": gg._gate_up_kernel, "MGROUPED_CONFIGS": gg._mgrouped_kernel,
+          "WGRAD_CONFIGS": gg._wgrad_kernel}[list_name]
+    consts = {**cfg.kwargs, **variant, "USE_TMA": True}
+    if list_name != "WGRAD_CONFIGS":
+        consts.update(EVEN_K=True, E_P2=e_p2)
+    consts = {k: v for k, v in consts.items() if k in fn.arg_names}
+    descs = _descriptor_types(list_name, consts)
+    sig = {}
+    for name in fn.arg_names:
+        if name in consts:
+            sig[name] = "constexpr"
+        elif name in descs:
+            sig[name] = descs[name]
+        elif name.endswith("_ptr"):
+            sig[name] = "*i32" if name == "offs_ptr" else "*bf16"
+        else:
+            sig[name] = "i32"
+    src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                            options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+    return int(kernel.metadata.shared)
+
+
+def config_name(cfg) -> str:
+    kw = cfg.kwargs
+    flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
+                             ("half", kw["HALF_TAIL"]), ("epi_ptr", kw.get("EPI_PTR"))) if on]
+    return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
+
+
+def candidates() -> dict[str, list]:
+    """Every config each list may hold: the list itself, the warp-specialised opt-ins, the
+    experimental candidates (deduplicated by name, list order first)."""
+    from models.moe.kernels import grouped_gemm as gg
+
+    ws = {"GATE_UP_CONFIGS": [gg._cfg(128, 128, 8, 4, ws=True)],
+          "MGROUPED_CONFIGS": [gg._cfg(128, 256, 8, 3, ws=True), gg._cfg(128, 128, 8, 4, ws=True)],
+          "WGRAD_CONFIGS": [gg._cfg(128, 256, 8, 3, ws=True), gg._cfg(128, 128, 8, 4, ws=True)]}
+    out = {}
+    for name in VARIANTS:
+        seen, cfgs = set(), []
+        for cfg in getattr(gg, name) + ws[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
+            if config_name(cfg) not in seen:
+                seen.add(config_name(cfg))
+                cfgs.append(cfg)
+        out[name] = cfgs
+    return out
+
+
+def check_all() -> list[Result]:
+    results = []
+    for list_name, cfgs in candidates().items():
+        for cfg in cfgs:
+            for vname, variant in VARIANTS[list_name]:
+                try:
+                    smem = compile_config(list_name, cfg, variant)
+                    results.append(Result(list_name, config_name(cfg), vname, True, smem, smem <= SMEM_LIMIT))
+                except Exception as exc:  # noqa: BLE001 - reported per config, the caller decides
+                    msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                    results.append(Result(list_name, config_name(cfg), vname, False, None, None, msg))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        print("models.moe.kernels.sm90_check needs Triton (pip install triton)", file=sys.stderr)
+        return 2
+    results = check_all()
+    for r in results:
+        state = ("fits" if r.fits else "does not fit") if r.ok else f"FAILS: {r.error}"
+        smem = f"{r.shared_bytes:>7,d} B" if r.shared_bytes is not None else " " * 9
+        print(f"{r.list_name:17s} {r.config:34s} {r.variant:9s} {smem}  {state}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) for r in results], f, indent=1)
+    return 1 if any(not r.ok for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

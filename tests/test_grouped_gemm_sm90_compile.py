@@ -1,0 +1,54 @@
+"""The fused grouped-GEMM kernels compile for Hopper (sm_90) under every candidate tile config, and
+the configs fit in shared memory where they must — checked without a GPU (Triton compiles with its
+bundled ptxas). Skips, with the reason, where Triton is not installed (the CPU venv); run it in any
+environment that has Triton, e.g. before spending device time on a kernel change."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("triton", reason="needs Triton to compile the kernels (pip install triton; no GPU needed)")
+
+
+@pytest.fixture(scope="module")
+def results():
+    from models.moe.kernels import sm90_check
+
+    return sm90_check.check_all()
+
+
+def test_every_candidate_compiles(results):
+    failed = [r for r in results if not r.ok]
+    assert not failed, "\n".join(f"{r.list_name} {r.config} {r.variant}: {r.error}" for r in failed)
+    variants = {(r.list_name, r.variant) for r in results}
+    assert len(variants) == 7, variants  # gate_up +-h, down, dh, dx, dw13, dw2
+
+
+def test_first_config_of_each_list_fits_every_variant(results):
+    """DOTS_GG_AUTOTUNE=0 launches the first config of each list unconditionally."""
+    from models.moe.kernels import grouped_gemm as gg
+    from models.moe.kernels.sm90_check import config_name
+
+    for list_name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
+        first = config_name(getattr(gg, list_name)[0])
+        rows = [r for r in results if r.list_name == list_name and r.config == first]
+        assert rows and all(r.fits for r in rows), [(r.variant, r.shared_bytes) for r in rows]
+
+
+def test_every_config_fits_some_variant(results):
+    """A config that fits no variant would be dead weight in autotuning (and in the sweep)."""
+    by_cfg: dict[tuple[str, str], list] = {}
+    for r in results:
+        by_cfg.setdefault((r.list_name, r.config), []).append(r)
+    dead = [k for k, rows in by_cfg.items() if not any(r.fits for r in rows)]
+    assert not dead, dead
+
+
+def test_experimental_configs_fit_what_they_were_added_for(results):
+    """EPI_PTR exists to let persistent loops fit: the persistent dh at 2 stages and the persistent
+    half-tile loop must fit (their TMA-epilogue counterparts do not)."""
+    fits = {(r.config, r.variant): r.fits for r in results if r.list_name == "MGROUPED_CONFIGS"}
+    assert fits[("128x256x64 w8 s2 pers epi_ptr", "dh")]
+    assert not fits[("128x256x64 w8 s3 pers", "dh")]
+    for variant in ("down", "dh", "dx"):
+        assert fits[("128x256x64 w8 s3 pers half epi_ptr", variant)]
