@@ -23,7 +23,12 @@ loads overlap this tile's epilogue); WS configs (opt-in, ``DOTS_GG_WS=1``, see t
 persistent with Triton's warp specialization (``tl.range(..., warp_specialize=True)``, unflattened:
 producer warps issue the TMA loads while the consumer warps run the MMAs). Rows past an expert's end inside a tile are computed on
 neighbouring rows and never stored, so uneven loads, empty experts and row counts that are not tile
-multiples need no padding.
+multiples need no padding. HALF_TAIL configs run an expert's last tile as a half-height tile when
+it holds at most BLOCK_M/2 rows (less of that wasted work); dW2 is computed transposed
+(``weight_grad(..., trans_out=True)``) so that the expert width sits on the tiles' 128-row side;
+EPI_PTR configs (experimental) store through masked pointers instead of TMA, which needs no shared
+memory staging. ``python -m models.moe.kernels.sm90_check`` compiles every config for sm_90 without
+a GPU.
 
 With TMA (the default on Hopper, ``DOTS_GG_TMA=1``; needs H and I multiples of 8) operands are loaded
 by tensor descriptors, and outputs are stored through ragged descriptors
