@@ -291,17 +291,11 @@ def _gate_up_any(
     """One row tile; with HALF_TAIL a tile with <= BLOCK_M/2 rows left in its expert (an expert's
     tail) runs at half height through the "*2" descriptors, halving the work spent on rows past the
     expert's end (at ~768 +- 28 rows per expert, 128-row tiles waste ~8% of the work on them)."""
-    if HALF_TAIL:  # nested so that configs without it compile no half-tile code
-        if row_end - row0 <= BLOCK_M // 2:
-            _gate_up_tile(x_ptr, w_ptr, x_desc2, w_desc, act_desc2, g_desc2, u_desc2, act_ptr, h_ptr,
-                          e, start, row0, row_end, n0, M, N, K,
-                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                          STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
-        else:
-            _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
-                          e, start, row0, row_end, n0, M, N, K,
-                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                          STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+    if HALF_TAIL and row_end - row0 <= BLOCK_M // 2:
+        _gate_up_tile(x_ptr, w_ptr, x_desc2, w_desc, act_desc2, g_desc2, u_desc2, act_ptr, h_ptr,
+                      e, start, row0, row_end, n0, M, N, K,
+                      stride_xm, stride_we, stride_wn, stride_am, stride_hm,
+                      STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
     else:
         _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
                       e, start, row0, row_end, n0, M, N, K,
@@ -353,17 +347,11 @@ def _mgrouped_any(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One row tile; HALF_TAIL as in ``_gate_up_any``."""
-    if HALF_TAIL:  # nested so that configs without it compile no half-tile code
-        if row_end - row0 <= BLOCK_M // 2:
-            _mgrouped_tile(a_ptr, b_ptr, a_desc2, b_desc, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
-                           e, start, row0, row_end, n0, M, N, K,
-                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
-        else:
-            _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
-                           e, start, row0, row_end, n0, M, N, K,
-                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+    if HALF_TAIL and row_end - row0 <= BLOCK_M // 2:
+        _mgrouped_tile(a_ptr, b_ptr, a_desc2, b_desc, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+                       e, start, row0, row_end, n0, M, N, K,
+                       stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
     else:
         _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
                        e, start, row0, row_end, n0, M, N, K,
