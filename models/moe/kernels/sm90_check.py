@@ -46,28 +46,22 @@ class Result:
     error: str | None = None
 
 
-def _descriptor_types(list_name: str, consts: dict) -> dict[str, str]:
-    """Triton signature strings of the TMA descriptor arguments (block shapes as the pre-hook sets)."""
-    bm, bn, bk = consts["BLOCK_M"], consts["BLOCK_N"], consts["BLOCK_K"]
+def _descriptor_types(fn, consts: dict) -> dict[str, str]:
+    """Triton signature strings of ``fn``'s TMA descriptor arguments, with the block shapes that the
+    kernels' own autotune pre-hook (``grouped_gemm._set_desc_blocks``) gives them for ``consts``."""
+    import torch
+    from triton.tools.tensor_descriptor import TensorDescriptor
 
-    def d2(m: int, n: int) -> str:
-        return f"tensordesc<bf16[{m},{n}]>"
+    from models.moe.kernels import grouped_gemm as gg
 
-    def d4(m: int, n: int) -> str:
-        return f"tensordesc<bf16[1,1,{m},{n}]>"
-
-    if list_name == "GATE_UP_CONFIGS":
-        return dict(x_desc=d2(bm, bk), w_desc=d2(bn, bk), act_desc=d4(bm, bn), g_desc=d4(bm, bn),
-                    u_desc=d4(bm, bn), x_desc2=d2(bm // 2, bk), act_desc2=d4(bm // 2, bn),
-                    g_desc2=d4(bm // 2, bn), u_desc2=d4(bm // 2, bn))
-    if list_name == "MGROUPED_CONFIGS":
-        b = d2(bn, bk) if consts["B_KMAJOR"] else d2(bk, bn)
-        return dict(a_desc=d2(bm, bk), b_desc=b, c_desc=d4(bm, bn), hg_desc=d2(bm, bn), hu_desc=d2(bm, bn),
-                    dg_desc=d4(bm, bn), du_desc=d4(bm, bn), a_desc2=d2(bm // 2, bk), c_desc2=d4(bm // 2, bn),
-                    hg_desc2=d2(bm // 2, bn), hu_desc2=d2(bm // 2, bn), dg_desc2=d4(bm // 2, bn),
-                    du_desc2=d4(bm // 2, bn))
-    out = f"tensordesc<bf16[1,{bn},{bm}]>" if consts["TRANS_OUT"] else f"tensordesc<bf16[1,{bm},{bn}]>"
-    return dict(a_desc=d4(bk, bm), b_desc=d4(bk, bn), out_desc=out)
+    base = torch.empty(16, 16, dtype=torch.bfloat16)  # a stand-in: the hook only sets block_shape
+    nargs = {name: 0 for name in fn.arg_names}
+    nargs.update(consts)
+    descs = [n for n in fn.arg_names if n.endswith(("_desc", "_desc2"))]
+    for name in descs:
+        nargs[name] = TensorDescriptor.from_tensor(base, [1, 1])
+    gg._set_desc_blocks(nargs)
+    return {n: f"tensordesc<bf16[{','.join(str(d) for d in nargs[n].block_shape)}]>" for n in descs}
 
 
 def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> int:
@@ -85,7 +79,7 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> int:
     if list_name != "WGRAD_CONFIGS":
         consts.update(EVEN_K=True, E_P2=e_p2)
     consts = {k: v for k, v in consts.items() if k in fn.arg_names}
-    descs = _descriptor_types(list_name, consts)
+    descs = _descriptor_types(fn, consts)
     sig = {}
     for name in fn.arg_names:
         if name in consts:
