@@ -402,7 +402,7 @@ def _ws_and_default_configs() -> list:
     out = []
     for name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
         cfgs = list(getattr(gg, name)) + gg.EXPERIMENTAL_CONFIGS.get(name, [])
-        cfgs += [gg._cfg(128, 128, 8, 4, ws=True), gg._cfg(128, 256, 8, 3, ws=True)]
+        cfgs += [c for c in gg.WS_CONFIGS[name] if c not in cfgs]  # opt-in: not in the lists by default
         for j, cfg in enumerate(cfgs):
             kw = cfg.kwargs
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{'ws' if kw['WS'] else 'pers' if kw['PERSISTENT'] else 'grid'}"

@@ -543,6 +543,10 @@ EXPERIMENTAL_CONFIGS = {
 # pass every GPU test (test_configs_at_trainer_shapes included, bit-reproducible), and later runs
 # showed two correct paths drifting as far apart (the plateau escape, README "End to end"), but they
 # stay off until a run shows them faster and on the curve.
+# the warp-specialised configs of each list, whether or not they are autotuning candidates (tests)
+WS_CONFIGS = {name: [c for c in lst if c.kwargs["WS"]] for name, lst in
+              (("GATE_UP_CONFIGS", GATE_UP_CONFIGS), ("MGROUPED_CONFIGS", MGROUPED_CONFIGS),
+               ("WGRAD_CONFIGS", WGRAD_CONFIGS))}
 if os.environ.get("DOTS_GG_WS", "0").strip().lower() in ("", "0", "false", "no", "off"):
     for _lst in (GATE_UP_CONFIGS, MGROUPED_CONFIGS, WGRAD_CONFIGS):
         _lst[:] = [c for c in _lst if not c.kwargs["WS"]]

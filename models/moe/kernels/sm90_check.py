@@ -108,13 +108,10 @@ def candidates() -> dict[str, list]:
     experimental candidates (deduplicated by name, list order first)."""
     from models.moe.kernels import grouped_gemm as gg
 
-    ws = {"GATE_UP_CONFIGS": [gg._cfg(128, 128, 8, 4, ws=True)],
-          "MGROUPED_CONFIGS": [gg._cfg(128, 256, 8, 3, ws=True), gg._cfg(128, 128, 8, 4, ws=True)],
-          "WGRAD_CONFIGS": [gg._cfg(128, 256, 8, 3, ws=True), gg._cfg(128, 128, 8, 4, ws=True)]}
     out = {}
     for name in VARIANTS:
         seen, cfgs = set(), []
-        for cfg in getattr(gg, name) + ws[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
+        for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
             if config_name(cfg) not in seen:
                 seen.add(config_name(cfg))
                 cfgs.append(cfg)
