@@ -99,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = fn()
         ref = ref[0] if isinstance(ref, tuple) else ref
         for cfg in cands[role]:
-            kw = dict(cfg.kwargs)
-            tag = (f"{kw['BLOCK_M']}x{kw['BLOCK_N']} w{cfg.num_warps} s{cfg.num_stages}"
-                   f"{' pers' if kw['PERSISTENT'] and not kw['WS'] else ''}{' ws' if kw['WS'] else ''}"
-                   f"{' half' if kw['HALF_TAIL'] else ''}{' epi_ptr' if kw['EPI_PTR'] else ''}"
-                   )
+            tag = gg.config_name(cfg)
             lst[0] = cfg
             t0 = time.time()
             try:

@@ -187,6 +187,8 @@ def _config_params() -> list:
         for j, cfg in enumerate(getattr(gg, name) + gg.EXPERIMENTAL_CONFIGS.get(name, [])):
             kind = ("pers" if cfg.kwargs.get("PERSISTENT") else "grid") + ("-half" if cfg.kwargs.get("HALF_TAIL") else "")
             kind += "-epiptr" if cfg.kwargs.get("EPI_PTR") else ""
+            kind += f"-split{cfg.kwargs['EPI_SPLIT']}" if cfg.kwargs.get("EPI_SPLIT", 1) > 1 else ""
+            kind += "-ws" if cfg.kwargs.get("WS") else ""
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{kind}"
             out.append(pytest.param(name, j, id=f"{tag}-{cfg.kwargs['BLOCK_M']}x{cfg.kwargs['BLOCK_N']}"))
     return out
@@ -266,7 +268,8 @@ def _half_tail_params() -> list:
     out = []
     for j, m_cfg in enumerate(mg):
         kw = m_cfg.kwargs
-        tag = f"mg{j}-{'pers' if kw['PERSISTENT'] else 'grid'}{'-epiptr' if kw['EPI_PTR'] else ''}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"
+        tag = (f"mg{j}-{'pers' if kw['PERSISTENT'] else 'grid'}{'-epiptr' if kw['EPI_PTR'] else ''}"
+               f"{'-split%d' % kw['EPI_SPLIT'] if kw['EPI_SPLIT'] > 1 else ''}-{kw['BLOCK_M']}x{kw['BLOCK_N']}")
         out.append(pytest.param(gu[j % len(gu)], m_cfg, id=tag))
     return out
 

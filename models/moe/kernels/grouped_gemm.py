@@ -165,15 +165,32 @@ def _gate_up_tile(
 
 
 @triton.jit
+def _mgrouped_epi(acc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt: tl.constexpr,
+                  SWIGLU_BWD: tl.constexpr):
+    """TMA epilogue of one [rows, cols] accumulator block at (row0, n0): C, or with SWIGLU_BWD
+    dh = [d(act) * u * silu'(g) | d(act) * silu(g)] from the stored pre-activations g, u."""
+    if SWIGLU_BWD:
+        g = hg_desc.load([row0, n0]).to(tl.float32)
+        u = hu_desc.load([row0, n0]).to(tl.float32)
+        sig = tl.sigmoid(g)
+        silu = g * sig
+        store_ragged(dg_desc, start, cnt, [row0 - start, n0], (acc * u * (sig + silu * (1.0 - sig))).to(dt))
+        store_ragged(du_desc, start, cnt, [row0 - start, n0], (acc * silu).to(dt))
+    else:
+        store_ragged(c_desc, start, cnt, [row0 - start, n0], acc.to(dt))
+
+
+@triton.jit
 def _mgrouped_tile(
     a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
     e, start, row0, row_end, n0, M, N, K,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
-    EPI_PTR: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    dt = c_ptr.dtype.element_ty
+    dt: tl.constexpr = c_ptr.dtype.element_ty
     if USE_TMA:
         for k in range(0, tl.cdiv(K, BLOCK_K)):
             kk = k * BLOCK_K
@@ -203,15 +220,26 @@ def _mgrouped_tile(
             b_ptrs += BLOCK_K * stride_bk
     if USE_TMA and not EPI_PTR:
         cnt = row_end - start
-        if SWIGLU_BWD:
-            g = hg_desc.load([row0, n0]).to(tl.float32)
-            u = hu_desc.load([row0, n0]).to(tl.float32)
-            sig = tl.sigmoid(g)
-            silu = g * sig
-            store_ragged(dg_desc, start, cnt, [row0 - start, n0], (acc * u * (sig + silu * (1.0 - sig))).to(dt))
-            store_ragged(du_desc, start, cnt, [row0 - start, n0], (acc * silu).to(dt))
-        else:
-            store_ragged(c_desc, start, cnt, [row0 - start, n0], acc.to(dt))
+        if EPI_SPLIT == 1:
+            _mgrouped_epi(acc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
+        else:  # EPI_SPLIT column chunks, one after another: fewer live registers, smaller staging
+            a0, a1 = acc.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
+            if EPI_SPLIT == 2:
+                _mgrouped_epi(a0, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
+                _mgrouped_epi(a1, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0,
+                              n0 + BLOCK_N // 2, dt, SWIGLU_BWD)
+            else:
+                tl.static_assert(EPI_SPLIT == 4, "EPI_SPLIT: 1, 2 or 4")
+                q: tl.constexpr = BLOCK_N // 4
+                a00, a01 = a0.reshape(BLOCK_M, 2, q).permute(0, 2, 1).split()
+                a10, a11 = a1.reshape(BLOCK_M, 2, q).permute(0, 2, 1).split()
+                _mgrouped_epi(a00, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
+                _mgrouped_epi(a01, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + q, dt,
+                              SWIGLU_BWD)
+                _mgrouped_epi(a10, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + 2 * q, dt,
+                              SWIGLU_BWD)
+                _mgrouped_epi(a11, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + 3 * q, dt,
+                              SWIGLU_BWD)
     else:  # masked pointer epilogue: no shared-memory staging (EPI_PTR lets persistent tiles fit)
         offs_m = row0 + tl.arange(0, BLOCK_M)
         offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -311,7 +339,7 @@ def _gate_up_kernel(
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr,
+    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
@@ -343,7 +371,7 @@ def _mgrouped_any(
     e, start, row0, row_end, n0, M, N, K,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
-    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr,
+    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One row tile; HALF_TAIL as in ``_gate_up_any``."""
@@ -351,12 +379,12 @@ def _mgrouped_any(
         _mgrouped_tile(a_ptr, b_ptr, a_desc2, b_desc, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                        e, start, row0, row_end, n0, M, N, K,
                        stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
+                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, EPI_SPLIT, BLOCK_M // 2, BLOCK_N, BLOCK_K)
     else:
         _mgrouped_tile(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
                        e, start, row0, row_end, n0, M, N, K,
                        stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, EPI_SPLIT, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -367,7 +395,7 @@ def _mgrouped_kernel(
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
     E_P2: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
-    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr,
+    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
@@ -386,7 +414,8 @@ def _mgrouped_kernel(
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT,
+                          BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
@@ -395,7 +424,8 @@ def _mgrouped_kernel(
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT,
+                          BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -405,13 +435,13 @@ def _wgrad_kernel(
     stride_am, stride_bm, stride_ce, stride_cr,
     USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr,
+    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
-    HALF_TAIL and EPI_PTR are unused here (row tiles are over R, not over tokens)."""
+    HALF_TAIL, EPI_PTR and EPI_SPLIT are unused here (row tiles are over R, not over tokens)."""
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
     per_e = num_r * num_c
@@ -441,18 +471,30 @@ def _wgrad_kernel(
 
 def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
          bk: int = _BLOCK_K, ws: bool = False, half: bool = False, epi_ptr: bool = False,
-         **extra) -> triton.Config:
+         split: int = 1, **extra) -> triton.Config:
     """A tile config. ``ws``: warp-specialised persistent loop (Triton's Hopper warp specialization
     needs an unflattened loop, so FLATTEN = not ws); ``half``: HALF_TAIL, experts' tails of <= bm/2
     rows run as half-height tiles (row-grouped kernels); ``epi_ptr``: EPI_PTR, the row-grouped kernels
     store (and the SwiGLU backward loads h) with masked pointer accesses instead of TMA, which needs
     no shared-memory staging, so persistent configs that otherwise do not fit do (experimental:
-    sweep candidates, not yet in the lists); ``extra``: kernel-specific constexprs."""
+    sweep candidates, not yet in the lists); ``split``: EPI_SPLIT, the row-grouped kernels' TMA
+    epilogue runs over ``split`` column chunks of the tile one after another (fewer live registers for
+    the SwiGLU backward, smaller staging buffers); ``extra``: kernel-specific constexprs."""
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
-         "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, "EPI_PTR": epi_ptr, **extra},
+         "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, "EPI_PTR": epi_ptr, "EPI_SPLIT": split,
+         **extra},
         num_warps=warps, num_stages=stages, pre_hook=_set_desc_blocks,
     )
+
+
+def config_name(cfg: triton.Config) -> str:
+    """A config's short name, e.g. ``128x256x64 w8 s3 pers half split2`` (sweeps, checks, tests)."""
+    kw = cfg.kwargs
+    flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
+                             ("half", kw["HALF_TAIL"]), ("epi_ptr", kw["EPI_PTR"]),
+                             (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1)) if on]
+    return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
 
 
 # descriptor argument -> block shape from (BLOCK_M, BLOCK_N, BLOCK_K); ragged ones get [1, 1] in front
@@ -480,15 +522,23 @@ _DESC_BLOCKS = {
 }
 
 
+# the row-grouped kernel's epilogue descriptors (their column block is BLOCK_N // EPI_SPLIT)
+_EPI_DESCS = {"c_desc", "hg_desc", "hu_desc", "dg_desc", "du_desc",
+              "c_desc2", "hg_desc2", "hu_desc2", "dg_desc2", "du_desc2"}
+
+
 def _set_desc_blocks(nargs: dict) -> None:
     """Autotune pre-hook: TMA block shapes follow the config being run."""
     if TensorDescriptor is None:
         return
     bm, bn, bk = nargs["BLOCK_M"], nargs["BLOCK_N"], nargs["BLOCK_K"]
+    bn_epi = bn // nargs.get("EPI_SPLIT", 1)  # the row-grouped kernel's epilogue column chunk
     for name, val in nargs.items():
         if not isinstance(val, TensorDescriptor):
             continue
-        if name == "out_desc":
+        if name in _EPI_DESCS:
+            val.block_shape = _DESC_BLOCKS[name](bm, bn_epi, bk)
+        elif name == "out_desc":
             val.block_shape = [1, bn, bm] if nargs.get("TRANS_OUT") else [1, bm, bn]
         elif name in _DESC_BLOCKS:
             val.block_shape = _DESC_BLOCKS[name](bm, bn, bk)
@@ -534,6 +584,12 @@ EXPERIMENTAL_CONFIGS = {
     "MGROUPED_CONFIGS": [
         _cfg(128, 256, 8, 3, persistent=True, epi_ptr=True), _cfg(128, 256, 8, 2, persistent=True, epi_ptr=True),
         _cfg(128, 256, 8, 3, persistent=True, half=True, epi_ptr=True),
+        _cfg(128, 256, 8, 3, split=2), _cfg(128, 256, 8, 3, split=4), _cfg(128, 256, 8, 3, half=True, split=2),
+        _cfg(128, 256, 8, 3, persistent=True, split=2), _cfg(128, 256, 8, 3, persistent=True, split=4),
+        _cfg(128, 256, 8, 3, persistent=True, half=True, split=2),
+        _cfg(128, 256, 8, 3, persistent=True, half=True, split=4),
+        _cfg(128, 256, 8, 3, ws=True, split=2), _cfg(128, 256, 8, 3, ws=True, split=4),
+        _cfg(128, 256, 8, 3, ws=True, half=True, split=2),
     ],
 }
 

@@ -6,7 +6,9 @@ Triton compiles to a cubin with its bundled ptxas on any machine, so this checks
 device time, that each config of ``GATE_UP_CONFIGS`` / ``MGROUPED_CONFIGS`` / ``WGRAD_CONFIGS`` (plus
 the warp-specialised and ``EXPERIMENTAL_CONFIGS`` candidates) compiles for each kernel variant the
 autograd function launches, and how much shared memory it needs against the H100/H200 limit of
-227 KiB per block. A config that does not fit one variant is skipped there by the autotuner
+227 KiB per block, and how many registers per thread it uses and whether it spills (ptxas -v: the
+SwiGLU-backward epilogue over a whole 128x256 tile spills, EPI_SPLIT chunks do not). A config that
+does not fit one variant is skipped there by the autotuner
 (OutOfResources); the first config of each list must fit every variant, because
 ``DOTS_GG_AUTOTUNE=0`` launches it unconditionally. Needs Triton (GPU machines, or
 ``pip install triton`` in a scratch environment); no CUDA device.
@@ -44,6 +46,8 @@ class Result:
     shared_bytes: int | None
     fits: bool | None
     error: str | None = None
+    registers: int | None = None  # per thread, from ptxas -v
+    spill_bytes: int | None = None  # spill stores per thread: > 0 means the config spills to local memory
 
 
 def _descriptor_types(fn, consts: dict) -> dict[str, str]:
@@ -64,9 +68,11 @@ def _descriptor_types(fn, consts: dict) -> dict[str, str]:
     return {n: f"tensordesc<bf16[{','.join(str(d) for d in nargs[n].block_shape)}]>" for n in descs}
 
 
-def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> int:
+def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> tuple[int, int | None, int | None]:
     """Compile one kernel variant under ``cfg`` for sm_90 (TMA path, K a multiple of BLOCK_K);
-    returns its shared memory in bytes. Raises what Triton raises."""
+    returns its shared memory in bytes, registers per thread and spill-store bytes (the latter two
+    from the bundled ptxas run again with -v on the kernel's PTX; None where that output is not
+    understood). Raises what Triton raises."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -93,14 +99,33 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> int:
     src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
     kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                             options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
-    return int(kernel.metadata.shared)
+    regs, spills = _ptxas_stats(kernel.asm["ptx"])
+    return int(kernel.metadata.shared), regs, spills
+
+
+def _ptxas_stats(ptx: str) -> tuple[int | None, int | None]:
+    """Registers per thread and spill-store bytes that ptxas reports for ``ptx`` (sm_90a)."""
+    import re
+    import subprocess
+    import tempfile
+
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = f"{tmp}/k.ptx"
+        with open(src, "w") as f:
+            f.write(ptx)
+        out = subprocess.run([get_ptxas(90).path, "-arch=sm_90a", "-v", src, "-o", f"{tmp}/k.cubin"],
+                             capture_output=True, text=True, check=True)
+    regs = re.search(r"Used (\d+) registers", out.stderr)
+    spills = re.search(r"(\d+) bytes spill stores", out.stderr)
+    return (int(regs.group(1)) if regs else None), (int(spills.group(1)) if spills else None)
 
 
 def config_name(cfg) -> str:
-    kw = cfg.kwargs
-    flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
-                             ("half", kw["HALF_TAIL"]), ("epi_ptr", kw.get("EPI_PTR"))) if on]
-    return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
+    from models.moe.kernels.grouped_gemm import config_name as name
+
+    return name(cfg)
 
 
 def candidates() -> dict[str, list]:
@@ -125,8 +150,9 @@ def check_all() -> list[Result]:
         for cfg in cfgs:
             for vname, variant in VARIANTS[list_name]:
                 try:
-                    smem = compile_config(list_name, cfg, variant)
-                    results.append(Result(list_name, config_name(cfg), vname, True, smem, smem <= SMEM_LIMIT))
+                    smem, regs, spills = compile_config(list_name, cfg, variant)
+                    results.append(Result(list_name, config_name(cfg), vname, True, smem, smem <= SMEM_LIMIT,
+                                          registers=regs, spill_bytes=spills))
                 except Exception as exc:  # noqa: BLE001 - reported per config, the caller decides
                     msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
                     results.append(Result(list_name, config_name(cfg), vname, False, None, None, msg))
@@ -146,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         state = ("fits" if r.fits else "does not fit") if r.ok else f"FAILS: {r.error}"
         smem = f"{r.shared_bytes:>7,d} B" if r.shared_bytes is not None else " " * 9
-        print(f"{r.list_name:17s} {r.config:34s} {r.variant:9s} {smem}  {state}")
+        regs = f"{r.registers:>4d} regs" if r.registers is not None else " " * 9
+        spill = f"spills {r.spill_bytes:>5,d} B" if r.spill_bytes else " " * 15
+        print(f"{r.list_name:17s} {r.config:38s} {r.variant:9s} {smem} {regs} {spill}  {state}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([asdict(r) for r in results], f, indent=1)
