@@ -268,8 +268,9 @@ def _half_tail_params() -> list:
     out = []
     for j, m_cfg in enumerate(mg):
         kw = m_cfg.kwargs
-        tag = (f"mg{j}-{'pers' if kw['PERSISTENT'] else 'grid'}{'-epiptr' if kw['EPI_PTR'] else ''}"
-               f"{'-split%d' % kw['EPI_SPLIT'] if kw['EPI_SPLIT'] > 1 else ''}-{kw['BLOCK_M']}x{kw['BLOCK_N']}")
+        split = f"-split{kw['EPI_SPLIT']}" if kw["EPI_SPLIT"] > 1 else ""
+        kind = ("ws" if kw["WS"] else "pers" if kw["PERSISTENT"] else "grid") + ("-epiptr" if kw["EPI_PTR"] else "")
+        tag = f"mg{j}-{kind}{split}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"
         out.append(pytest.param(gu[j % len(gu)], m_cfg, id=tag))
     return out
 
