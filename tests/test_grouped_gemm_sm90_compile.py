@@ -44,10 +44,15 @@ def test_every_config_fits_some_variant(results):
     assert not dead, dead
 
 
-def test_experimental_configs_fit_what_they_were_added_for(results):
+def test_epilogue_variants_do_what_they_were_added_for(results):
     """EPI_PTR exists to let persistent loops fit: the persistent dh at 2 stages and the persistent
-    half-tile loop must fit (their TMA-epilogue counterparts do not)."""
+    half-tile loop must fit (their TMA-epilogue counterparts do not). EPI_SPLIT exists to stop the
+    SwiGLU-backward epilogue spilling and to let its persistent loop fit."""
     fits = {(r.config, r.variant): r.fits for r in results if r.list_name == "MGROUPED_CONFIGS"}
+    spills = {(r.config, r.variant): r.spill_bytes for r in results if r.list_name == "MGROUPED_CONFIGS"}
+    assert spills[("128x256x64 w8 s3", "dh")], "the whole-tile SwiGLU-backward epilogue was expected to spill"
+    assert spills[("128x256x64 w8 s3 split2", "dh")] == 0
+    assert fits[("128x256x64 w8 s3 pers split2", "dh")]
     assert fits[("128x256x64 w8 s2 pers epi_ptr", "dh")]
     assert not fits[("128x256x64 w8 s3 pers", "dh")]
     for variant in ("down", "dh", "dx"):

@@ -26,8 +26,10 @@ neighbouring rows and never stored, so uneven loads, empty experts and row count
 multiples need no padding. HALF_TAIL configs run an expert's last tile as a half-height tile when
 it holds at most BLOCK_M/2 rows (less of that wasted work); dW2 is computed transposed
 (``weight_grad(..., trans_out=True)``) so that the expert width sits on the tiles' 128-row side;
-EPI_PTR configs (experimental) store through masked pointers instead of TMA, which needs no shared
-memory staging. ``python -m models.moe.kernels.sm90_check`` compiles every config for sm_90 without
+EPI_SPLIT configs run the row-grouped kernels' TMA epilogue over 2 or 4 column chunks of the tile
+in turn (the SwiGLU backward over a whole 128x256 tile spills registers, and its persistent loop
+would not fit in shared memory); EPI_PTR configs (experimental) store through masked pointers
+instead of TMA, which needs no shared-memory staging. ``python -m models.moe.kernels.sm90_check`` compiles every config for sm_90 without
 a GPU.
 
 With TMA (the default on Hopper, ``DOTS_GG_TMA=1``; needs H and I multiples of 8) operands are loaded
@@ -554,18 +556,23 @@ def _set_desc_blocks(nargs: dict) -> None:
 # BLOCK_N of the gate/up kernel is per half: a program computes BLOCK_M x (2 * BLOCK_N) outputs.
 # Candidates chosen by bench/grouped_gemm_sweep.py at the dots.llm1 shapes (16K tokens, TFLOP/s).
 # H100, session 3: gate_up storing h 128x128 s4 556 / with half tiles 594, inference 607 / 589;
-# down 128x256 persistent 567 > ws 556 > grid 540 (half 537); dh 128x256 half 466 > grid 456 (its
-# persistent variant does not fit in shared memory); dx persistent 605 > half 596 > grid 561;
-# dw2 (transposed) grid 552, ws 558. H200, session 2: dw13 128x256 ws 555, persistent 552.
-# Half tiles need grid mode (persistent + half does not fit in shared memory). 64-row tiles stay
-# for small row counts.
+# down 128x256 persistent 567 > ws 556 > grid 540 (half 537); dh 128x256 half 466 > grid 456;
+# dx persistent 605 > half 596 > grid 561; dw2 (transposed) grid 552, ws 558. H200, session 2:
+# dw13 128x256 ws 555, persistent 552. H100, session 4 (EPI_SPLIT): dh grid 468 -> split2 484 ->
+# persistent split2 498 (the whole-tile SwiGLU-backward epilogue spills 204 B per thread and its
+# persistent loop needs 280 KB of shared memory; in two column chunks neither, sm90_check); down
+# persistent 562 -> persistent split4 583; dx persistent 611 (split2 608). Half tiles need grid mode
+# or a split epilogue (persistent + half + whole-tile epilogue does not fit in shared memory). 64-row
+# tiles stay for small row counts. The first config of each list must fit every variant
+# (DOTS_GG_AUTOTUNE=0 launches it); for the row-grouped list it is the grid split2 one (no spills).
 GATE_UP_CONFIGS = [
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, half=True), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True),
     _cfg(64, 128, 4, 4),
 ]
 MGROUPED_CONFIGS = [
-    _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
-    _cfg(128, 256, 8, 3, half=True),
+    _cfg(128, 256, 8, 3, split=2), _cfg(128, 256, 8, 3, persistent=True, split=2),
+    _cfg(128, 256, 8, 3, persistent=True, split=4), _cfg(128, 256, 8, 3, persistent=True),
+    _cfg(128, 256, 8, 3, ws=True), _cfg(128, 256, 8, 3, half=True, split=2),
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
 ]
 WGRAD_CONFIGS = [
@@ -575,17 +582,15 @@ WGRAD_CONFIGS = [
 
 # Experimental candidates, not autotuned: bench/grouped_gemm_sweep.py times them and
 # tests/test_grouped_gemm_gpu.py checks them, and one moves into a list above once a sweep shows it
-# faster. EPI_PTR (pointer epilogues, no shared-memory staging) lets persistent loops fit where
-# the TMA epilogue does not: the SwiGLU-backward dh kernel persistent at 2 stages (229 KB of the
-# 227 KiB = 232,448 B), and half tiles in a persistent loop (which otherwise need 246 KB).
-# Compiled for sm_90 here, not yet timed (session 3 ran out of device time).
+# faster. EPI_PTR (pointer epilogues, no shared-memory staging) lets persistent loops fit, but its
+# SwiGLU-backward variant spills 13-16 KB per thread (dh 160-210 TFLOP/s, session 4) and its other
+# variants were no faster than the TMA epilogues; the EPI_SPLIT ones below lost to those in the lists.
 EXPERIMENTAL_CONFIGS = {
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True)],
     "MGROUPED_CONFIGS": [
         _cfg(128, 256, 8, 3, persistent=True, epi_ptr=True), _cfg(128, 256, 8, 2, persistent=True, epi_ptr=True),
         _cfg(128, 256, 8, 3, persistent=True, half=True, epi_ptr=True),
-        _cfg(128, 256, 8, 3, split=2), _cfg(128, 256, 8, 3, split=4), _cfg(128, 256, 8, 3, half=True, split=2),
-        _cfg(128, 256, 8, 3, persistent=True, split=2), _cfg(128, 256, 8, 3, persistent=True, split=4),
+        _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, split=4), _cfg(128, 256, 8, 3, half=True),
         _cfg(128, 256, 8, 3, persistent=True, half=True, split=2),
         _cfg(128, 256, 8, 3, persistent=True, half=True, split=4),
         _cfg(128, 256, 8, 3, ws=True, split=2), _cfg(128, 256, 8, 3, ws=True, split=4),
@@ -593,12 +598,14 @@ EXPERIMENTAL_CONFIGS = {
     ],
 }
 
-# Warp-specialised configs are opt-in (DOTS_GG_WS=1): they were no faster than the best other config
-# of each kernel (within 2%, bench/grouped_gemm_sweep.py), and a 300-step run of conf/moe/small.yaml
-# with them as candidates (H200, session 2) drifted 0.39 below the reference loss by step 150. They
-# pass every GPU test (test_configs_at_trainer_shapes included, bit-reproducible), and later runs
-# showed two correct paths drifting as far apart (the plateau escape, README "End to end"), but they
-# stay off until a run shows them faster and on the curve.
+# Warp-specialised configs are opt-in (DOTS_GG_WS=1). Session 4 sweep on an H100 (16K tokens): the
+# gate/up kernel without stored h (inference) 634 vs 607 for the best other config, dw13 576 vs 561,
+# dw2 557 vs 549, dx 621 vs 615 in one run and 600 vs 611 in the next (run-to-run spread ~3%); in
+# training the gate/up kernel stores h, and there ws is slower (583 vs 593). A 300-step run of
+# conf/moe/small.yaml with them as candidates (H200, session 2) ended 0.39 below the reference loss
+# by step 150; they pass every GPU test (bit-reproducible at the trainer's shapes), and two correct
+# paths drift as far apart after the plateau escape (README "End to end"), but without an
+# end-to-end gain to show they stay off.
 # the warp-specialised configs of each list, whether or not they are autotuning candidates (tests)
 WS_CONFIGS = {name: [c for c in lst if c.kwargs["WS"]] for name, lst in
               (("GATE_UP_CONFIGS", GATE_UP_CONFIGS), ("MGROUPED_CONFIGS", MGROUPED_CONFIGS),
