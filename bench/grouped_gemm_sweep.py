@@ -1,13 +1,18 @@
 """Per-kernel tile-config sweep of the fused grouped-GEMM kernels (GPU; a tuning aid).
 
     python -m bench.grouped_gemm_sweep [--tokens 16384] [--routing uniform] [--roles all] [--json OUT]
+                                       [--write-table auto|PATH]
 
 Times every kernel role of ``models.moe.kernels`` (gate_up with and without the stored
 pre-activations, down, dh = d(act) with the SwiGLU backward, dx, dw13, dw2) at the dots.llm1 shapes
 under each candidate config below, one config at a time (autotuning off), and prints TFLOP/s per role
 and config. A config that fails to compile or run is reported with its error and skipped. The
 winners go into ``GATE_UP_CONFIGS`` / ``MGROUPED_CONFIGS`` / ``WGRAD_CONFIGS`` so that autotuning
-considers them; this script only measures. ``EXPERIMENTAL_CONFIGS`` (not autotuned) are swept too.
+considers them. ``EXPERIMENTAL_CONFIGS`` (not autotuned) are swept too. ``--write-table`` records,
+for each launched kernel variant, the fastest config among its list's current candidates (so not the
+experimental ones, and the warp-specialised ones only with ``DOTS_GG_WS=1``) in a tuned table
+(``models.moe.kernel_tables``; ``auto`` = ``conf/moe/kernels/<this device>.json``), which the kernels
+then launch at this M bucket instead of autotuning.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=4096)
     ap.add_argument("--inter", type=int, default=1408)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--write-table", default=None, metavar="auto|PATH",
+                    help="merge the fastest list config per kernel variant into this tuned table")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs a CUDA GPU (run it through the device tool)", file=sys.stderr)
@@ -92,11 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     cands = candidates(gg)
     rows = []
     print(f"device: {torch.cuda.get_device_name()}  tokens {args.tokens} {args.routing}  rows {m}", flush=True)
+    keys, listed = {}, {}
     for role in wanted:
         list_name, fn, mult = roles[role]
         lst = getattr(gg, list_name)
         saved = list(lst)
+        listed[role] = {gg.config_name(c) for c in saved}
         ref = fn()
+        keys[role] = gg.LAST_LAUNCH["key"]
         ref = ref[0] if isinstance(ref, tuple) else ref
         for cfg in cands[role]:
             tag = gg.config_name(cfg)
@@ -124,7 +134,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+    if args.write_table:
+        write_table(args, rows, keys, listed)
     return 0
+
+
+def write_table(args, rows: list[dict], keys: dict[str, str], listed: dict[str, set]) -> None:
+    """The fastest list config of each role into the tuned table (dw2_untransposed is not a launch
+    the autograd function makes, so it is left out)."""
+    from models.moe import kernel_tables
+
+    device = torch.cuda.get_device_name()
+    path = kernel_tables.default_path(device) if args.write_table == "auto" else args.write_table
+    stamp = time.strftime("%Y-%m-%d")
+    entries = {}
+    for role, key in keys.items():
+        ok = [r for r in rows if r["role"] == role and "tflops" in r and r["cfg"] in listed[role]]
+        if role == "dw2_untransposed" or not ok:
+            continue
+        best = max(ok, key=lambda r: r["tflops"])
+        entries[key] = {"config": best["cfg"], "tflops": round(best["tflops"], 1),
+                        "measured": f"{stamp} bench.grouped_gemm_sweep --tokens {args.tokens} --routing {args.routing}"}
+    kernel_tables.write_entries(path, device, entries)
+    print(f"wrote {len(entries)} entries to {path}")
 
 
 if __name__ == "__main__":

@@ -338,6 +338,51 @@ def test_weight_grad_transposed_output(tma, monkeypatch):
         start += c
 
 
+def test_tuned_table_launches_the_named_config(tmp_path, monkeypatch):
+    """A launch that the tuned table (DOTS_GG_TUNED) names a config for runs that config instead of
+    autotuning, and is right; a table naming a config that is not a candidate fails loudly."""
+    import models.moe.kernels.grouped_gemm as gg
+    from models.moe import kernel_tables as kt
+
+    e, h, i = 8, 512, 256
+    counts = _routing(e, 3000, 1, torch.Generator().manual_seed(41))
+    x, w13, w2, offsets, dy = _inputs(e, h, i, counts, 41)
+    m = int(counts.sum())
+    device = torch.cuda.get_device_name()
+    picks = {  # each a candidate that is not its list's first config
+        kt.table_key("gate_up", m_bucket=gg._m_bucket(m), n=i, k=h, e=e, store_h=True): gg.GATE_UP_CONFIGS[1],
+        kt.table_key("mgrouped", m_bucket=gg._m_bucket(m), n=i, k=h, e=e, b_kmajor=False, swiglu_bwd=True):
+            gg.MGROUPED_CONFIGS[1],
+        kt.table_key("wgrad", m_bucket=gg._m_bucket(m), r=2 * i, c=h, e=e, trans_out=False): gg.WGRAD_CONFIGS[1],
+    }
+    table = tmp_path / "table.json"
+    kt.write_entries(table, device, {k: {"config": gg.config_name(c), "tflops": 1.0, "measured": "test"}
+                                     for k, c in picks.items()})
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "1")
+    monkeypatch.setenv("DOTS_GG_TUNED", str(table))
+    seen = {}
+    real = gg._launch
+
+    def spy(tuned, raw, configs, grid, args, kwargs, key):
+        real(tuned, raw, configs, grid, args, kwargs, key)
+        seen[key] = gg.LAST_LAUNCH["config"]
+
+    monkeypatch.setattr(gg, "_launch", spy)
+    got = _fused(x, w13, w2, offsets, dy)
+    want = _loop_reference(x, w13, w2, counts, dy)
+    for name, g, w in zip(("y", "dx", "dw13", "dw2"), got, want):
+        assert _rel(g, w) <= TOL, name
+    for key, cfg in picks.items():
+        assert seen[key] == gg.config_name(cfg), (key, seen)
+    assert "autotuned" in seen.values()  # the launches the table does not name still autotune
+    kt.write_entries(table, device, {next(iter(picks)): {"config": "999x1x64 w8 s3", "tflops": 1.0,
+                                                         "measured": "test"}})
+    gg._TABLES.clear()
+    with pytest.raises(ValueError, match="not an autotuning candidate"):
+        _fused(x, w13, w2, offsets, dy)
+    gg._TABLES.clear()
+
+
 def test_autotuned_path_and_no_host_sync():
     """Autotuned launch is correct, and a warm call never synchronises with the host."""
     e, h, i = 8, 512, 256

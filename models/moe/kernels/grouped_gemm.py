@@ -37,8 +37,10 @@ by tensor descriptors, and outputs are stored through ragged descriptors
 (``triton.tools.ragged_tma``): the copy engine itself drops rows past the expert's end, and the
 weight-gradient kernels read each expert's rows with ragged loads (zeros past the end). Without TMA
 the same kernels use masked pointer loads and stores (a correctness fallback, not tuned).
-``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes per (M bucket, N, K, variant); 0 uses the first
-config of each list (fast start, tests).
+``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes per (M bucket, N, K, variant), except for
+launches that the device's tuned table names a config for (``models.moe.kernel_tables``,
+``conf/moe/kernels/<device>.json``, ``DOTS_GG_TUNED``); 0 uses the first config of each list (fast
+start, tests).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ import os
 import torch
 import triton
 import triton.language as tl
+
+from models.moe import kernel_tables
 
 try:  # Triton >= 3.5: host TMA descriptors and ragged (hardware-bounded) row groups
     from triton.tools.ragged_tma import create_ragged_descriptor, load_ragged, store_ragged
@@ -664,12 +668,44 @@ def _num_sms(t: torch.Tensor) -> int:
     return _NUM_SMS[dev]
 
 
-def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict) -> None:
-    """Launch the autotuned kernel, or the first config when autotuning is off."""
+# the table key of the most recent launch (bench/grouped_gemm_sweep.py --write-table records it)
+LAST_LAUNCH: dict = {}
+_TABLES: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | None:
+    """The config the device's tuned table (models.moe.kernel_tables, ``DOTS_GG_TUNED``) names for
+    this launch, or None where it names none. A name that is not among ``configs`` is an error: the
+    table was written for other candidates (or with ``DOTS_GG_WS=1``)."""
+    spec = os.environ.get("DOTS_GG_TUNED", "")
+    device = torch.cuda.get_device_name(t.device)
+    if (device, spec) not in _TABLES:
+        _TABLES[(device, spec)] = kernel_tables.table_for(device, spec)
+    name = _TABLES[(device, spec)].get(key)
+    if name is None:
+        return None
+    for cfg in configs:
+        if config_name(cfg) == name:
+            return cfg
+    raise ValueError(
+        f"tuned kernel table for {device!r} (DOTS_GG_TUNED={spec!r}) names {name!r} for {key!r}, which is "
+        f"not an autotuning candidate ({', '.join(config_name(c) for c in configs)}); re-run "
+        "python -m bench.grouped_gemm_sweep --write-table auto, or set DOTS_GG_TUNED=0")
+
+
+def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict, key: str) -> None:
+    """Launch the config the device's tuned table names for ``key`` (TMA path), else the autotuned
+    kernel; with autotuning off, the first config of the list."""
+    LAST_LAUNCH["key"] = key
     if _autotune():
-        tuned[grid](*args, **kwargs)
-        return
-    cfg = configs[0]
+        cfg = _table_config(args[0], key, configs) if kwargs["USE_TMA"] else None
+        LAST_LAUNCH["config"] = config_name(cfg) if cfg is not None else "autotuned"
+        if cfg is None:
+            tuned[grid](*args, **kwargs)
+            return
+    else:
+        cfg = configs[0]
+        LAST_LAUNCH["config"] = config_name(cfg)
     nargs = dict(zip(raw.arg_names, args, strict=False))
     nargs.update(kwargs)
     nargs.update(cfg.kwargs)
@@ -734,7 +770,8 @@ def gate_up_swiglu(
     args = (x, w13, *descs, act, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(x),
             x.stride(0), w13.stride(0), w13.stride(1), act.stride(0), h_arg.stride(0))
     kwargs = dict(STORE_H=store_h, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0, E_P2=triton.next_power_of_2(e))
-    _launch(_gate_up_tuned, _gate_up_kernel, GATE_UP_CONFIGS, _grid_rows(m, e, n, _num_sms(x)), args, kwargs)
+    key = kernel_tables.table_key("gate_up", m_bucket=_m_bucket(m), n=n, k=k, e=e, store_h=store_h)
+    _launch(_gate_up_tuned, _gate_up_kernel, GATE_UP_CONFIGS, _grid_rows(m, e, n, _num_sms(x)), args, kwargs, key)
     return act, h
 
 
@@ -774,7 +811,9 @@ def grouped_mm_fused(
             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0), h_arg.stride(0))
     kwargs = dict(B_KMAJOR=b_kmajor, SWIGLU_BWD=h is not None, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0,
                   E_P2=triton.next_power_of_2(e))
-    _launch(_mgrouped_tuned, _mgrouped_kernel, MGROUPED_CONFIGS, _grid_rows(m, e, n, _num_sms(a)), args, kwargs)
+    key = kernel_tables.table_key("mgrouped", m_bucket=_m_bucket(m), n=n, k=k, e=e, b_kmajor=b_kmajor,
+                                  swiglu_bwd=h is not None)
+    _launch(_mgrouped_tuned, _mgrouped_kernel, MGROUPED_CONFIGS, _grid_rows(m, e, n, _num_sms(a)), args, kwargs, key)
     return c
 
 
@@ -798,7 +837,8 @@ def weight_grad(
     descs = (_ragged(a), _ragged(b), _desc(out)) if tma else (a, b, out)
     args = (a, b, *descs, out, offsets, r, c_dim, e, _m_bucket(m), nsm, a.stride(0), b.stride(0),
             out.stride(0), out.stride(1))
-    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, dict(USE_TMA=tma, TRANS_OUT=trans_out))
+    key = kernel_tables.table_key("wgrad", m_bucket=_m_bucket(m), r=r, c=c_dim, e=e, trans_out=trans_out)
+    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, dict(USE_TMA=tma, TRANS_OUT=trans_out), key)
     return out
 
 
