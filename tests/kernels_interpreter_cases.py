@@ -1,0 +1,204 @@
+"""Cases for tests/test_grouped_gemm_interpreter.py, which runs this file in a child pytest process
+with TRITON_INTERPRET=1 (Triton decides between compiled and interpreted functions, its own
+language helpers included, when they are defined, so the mode has to be set before Triton is
+imported). Not collected on its own (the name does not start with test_)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("run by tests/test_grouped_gemm_interpreter.py with TRITON_INTERPRET=1", allow_module_level=True)
+
+U_FP16 = 2.0**-11
+TOL = 4 * U_FP16  # as in the GPU tests (4 roundings' worth), for fp16 operands
+
+
+@pytest.fixture(scope="module")
+def gg():
+    """The kernels module, decorated in interpreter mode (this process was started with
+    TRITON_INTERPRET=1 before Triton was imported)."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    import models.moe.kernels.grouped_gemm as mod
+
+    assert isinstance(mod._mgrouped_kernel, InterpretedFunction), type(mod._mgrouped_kernel)
+    return mod
+
+
+def _inputs(counts: list[int], h: int, i: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    counts_t = torch.tensor(counts)
+    m, e = int(counts_t.sum()), len(counts)
+    x = torch.randn(m, h, generator=gen).half()
+    w13 = (torch.randn(e, 2 * i, h, generator=gen) / h**0.5).half()
+    w2 = (torch.randn(e, h, i, generator=gen) / i**0.5).half()
+    dy = torch.randn(m, h, generator=gen).half()
+    return x, w13, w2, torch.cumsum(counts_t, 0).to(torch.int32), dy
+
+
+def _reference(x, w13, w2, counts, dy):
+    """Per-expert fp64 loop: output and the gradients of x, w13, w2."""
+    x64, w13_64, w2_64 = (t.double().requires_grad_() for t in (x, w13, w2))
+    inter, outs, start = w2.shape[2], [], 0
+    for e, c in enumerate(counts):
+        hh = x64[start : start + c] @ w13_64[e].t()
+        outs.append((F.silu(hh[:, :inter]) * hh[:, inter:]) @ w2_64[e].t())
+        start += c
+    y = torch.cat(outs)
+    y.backward(dy.double())
+    return y.detach(), x64.grad, w13_64.grad, w2_64.grad
+
+
+def _fused(gg, x, w13, w2, offsets, dy):
+    xs, w13s, w2s = (t.clone().requires_grad_() for t in (x, w13, w2))
+    y = gg.GroupedMLPFunction.apply(xs, w13s, w2s, offsets)
+    y.backward(dy)
+    return y.detach(), xs.grad, w13s.grad, w2s.grad
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    assert torch.isfinite(a).all()
+    den = b.norm().item()
+    return (a - b).norm().item() / den if den > 0 else (a - b).norm().item()
+
+
+def _pointer_path_configs(gg, name: str) -> list:
+    """The configs of a list (with the warp-specialised and experimental ones) that differ on the
+    pointer path: the epilogue flags only change the TMA path."""
+    seen, out = set(), []
+    for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
+        kw = cfg.kwargs
+        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"])
+        if sig not in seen:
+            seen.add(sig)
+            out.append(cfg)
+    return out
+
+
+@pytest.mark.parametrize("programs", ["", "3"], ids=["one-per-sm", "3-programs"])
+@pytest.mark.parametrize("list_name", ["GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"])
+def test_every_config_forward_and_backward(gg, list_name, programs, monkeypatch):
+    """Each config (first in its list, the others at their first) gives the reference output and
+    gradients, with empty experts and experts smaller than a tile, on 4 (CPU default) or 3 programs."""
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", programs)
+    counts = [70, 0, 3, 200, 0, 129]
+    x, w13, w2, offsets, dy = _inputs(counts, 64, 48, 5)
+    want = _reference(x, w13, w2, counts, dy)
+    configs = getattr(gg, list_name)
+    saved = list(configs)
+    try:
+        for cfg in _pointer_path_configs(gg, list_name):
+            configs[0] = cfg
+            got = _fused(gg, x, w13, w2, offsets, dy)
+            for name, g, w in zip(("y", "dx", "dw13", "dw2"), got, want):
+                assert _rel(g, w) <= TOL, f"{gg.config_name(cfg)}: {name}"
+    finally:
+        configs[:] = saved
+
+
+HALF_TAIL_COUNTS = [0, 1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 0, 64]
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["grid", "persistent"])
+def test_half_tail_tiles_at_boundaries(gg, persistent, monkeypatch):
+    """Half-height tail tiles (<= 64 rows left in an expert) at every row-count boundary: every
+    expert's rows written and right, forward and backward."""
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", "3")
+    x, w13, w2, offsets, dy = _inputs(HALF_TAIL_COUNTS, 32, 16, 9)
+    want = _reference(x, w13, w2, HALF_TAIL_COUNTS, dy)
+    saved = list(gg.GATE_UP_CONFIGS), list(gg.MGROUPED_CONFIGS)
+    try:
+        gg.GATE_UP_CONFIGS[0] = gg._cfg(128, 128, 8, 4, half=True, persistent=persistent)
+        gg.MGROUPED_CONFIGS[0] = gg._cfg(128, 256, 8, 3, half=True, persistent=persistent)
+        got = _fused(gg, x, w13, w2, offsets, dy)
+        for name, g, w in zip(("y", "dx", "dw13", "dw2"), got, want):
+            assert _rel(g, w) <= TOL, name
+        start = 0
+        for c in HALF_TAIL_COUNTS:
+            if c:
+                assert _rel(got[0][start : start + c], want[0][start : start + c]) <= TOL, f"{c}-row expert"
+            start += c
+    finally:
+        gg.GATE_UP_CONFIGS[:], gg.MGROUPED_CONFIGS[:] = saved
+
+
+def test_weight_grad_transposed_matches_plain(gg, monkeypatch):
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    counts = [0, 5, 130, 0, 64]
+    gen = torch.Generator().manual_seed(3)
+    m = sum(counts)
+    a = torch.randn(m, 48, generator=gen).half()
+    b = torch.randn(m, 80, generator=gen).half()
+    offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
+    plain = gg.weight_grad(b, a, offsets, torch.float16)  # [E, 80, 48]
+    trans = gg.weight_grad(a, b, offsets, torch.float16, trans_out=True)
+    start = 0
+    for ex, c in enumerate(counts):
+        want = b[start : start + c].double().t() @ a[start : start + c].double()
+        if c == 0:
+            assert torch.count_nonzero(trans[ex]) == 0 and torch.count_nonzero(plain[ex]) == 0
+        else:
+            assert _rel(trans[ex], want) <= TOL and _rel(plain[ex], want) <= TOL
+        start += c
+
+
+class _FakeKernel:
+    """Stands in for a kernel in ``_launch``: records how it was launched."""
+
+    def __init__(self, arg_names):
+        self.arg_names = arg_names
+        self.calls = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.calls.append(kwargs)
+
+
+def test_launch_picks_table_config_then_autotune(gg, tmp_path, monkeypatch):
+    """With autotuning on, a TMA launch that the tuned table names a config for runs that config;
+    others autotune; a table naming a non-candidate fails loudly; DOTS_GG_TUNED=0 ignores tables;
+    with autotuning off the list's first config runs."""
+    from models.moe import kernel_tables as kt
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Fake GPU")
+    configs = [gg._cfg(128, 256, 8, 3), gg._cfg(128, 256, 8, 3, persistent=True, split=2)]
+    table = tmp_path / "t.json"
+    kt.write_entries(table, "Fake GPU", {"mgrouped n=1": {"config": gg.config_name(configs[1]), "tflops": 1.0,
+                                                          "measured": "test"}})
+    monkeypatch.setenv("DOTS_GG_TUNED", str(table))
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "1")
+    gg._TABLES.clear()
+
+    def launch(key, use_tma=True):
+        tuned, raw = _FakeKernel(["a"]), _FakeKernel(["a"])
+        gg._launch(tuned, raw, configs, lambda meta: (1,), (torch.zeros(1),), {"USE_TMA": use_tma}, key)
+        return tuned, raw
+
+    tuned, raw = launch("mgrouped n=1")
+    assert not tuned.calls and raw.calls[0]["EPI_SPLIT"] == 2 and raw.calls[0]["PERSISTENT"]
+    assert gg.LAST_LAUNCH == {"key": "mgrouped n=1", "config": gg.config_name(configs[1])}
+    tuned, raw = launch("mgrouped n=2")  # not in the table
+    assert len(tuned.calls) == 1 and not raw.calls and gg.LAST_LAUNCH["config"] == "autotuned"
+    tuned, raw = launch("mgrouped n=1", use_tma=False)  # tables are for the TMA path
+    assert len(tuned.calls) == 1 and not raw.calls
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    tuned, raw = launch("mgrouped n=1")
+    assert raw.calls[0]["EPI_SPLIT"] == 1 and not raw.calls[0]["PERSISTENT"]  # the first config
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "1")
+    monkeypatch.setenv("DOTS_GG_TUNED", "0")
+    tuned, raw = launch("mgrouped n=1")
+    assert len(tuned.calls) == 1 and not raw.calls
+    kt.write_entries(table, "Fake GPU", {"mgrouped n=1": {"config": "64x64x64 w4 s2", "tflops": 1.0,
+                                                          "measured": "test"}})
+    monkeypatch.setenv("DOTS_GG_TUNED", str(table))
+    gg._TABLES.clear()
+    with pytest.raises(ValueError, match="not an autotuning candidate"):
+        launch("mgrouped n=1")
+    gg._TABLES.clear()
