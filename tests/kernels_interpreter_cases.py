@@ -9,7 +9,6 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("run by tests/test_grouped_gemm_interpreter.py with TRITON_INTERPRET=1", allow_module_level=True)
@@ -42,16 +41,10 @@ def _inputs(counts: list[int], h: int, i: int, seed: int):
 
 
 def _reference(x, w13, w2, counts, dy):
-    """Per-expert fp64 loop: output and the gradients of x, w13, w2."""
-    x64, w13_64, w2_64 = (t.double().requires_grad_() for t in (x, w13, w2))
-    inter, outs, start = w2.shape[2], [], 0
-    for e, c in enumerate(counts):
-        hh = x64[start : start + c] @ w13_64[e].t()
-        outs.append((F.silu(hh[:, :inter]) * hh[:, inter:]) @ w2_64[e].t())
-        start += c
-    y = torch.cat(outs)
-    y.backward(dy.double())
-    return y.detach(), x64.grad, w13_64.grad, w2_64.grad
+    """Per-expert fp64 loop (the GPU tests' reference): output and the gradients of x, w13, w2."""
+    from tests.test_grouped_gemm_gpu import _loop_reference
+
+    return _loop_reference(x, w13, w2, torch.tensor(counts), dy)
 
 
 def _fused(gg, x, w13, w2, offsets, dy):
