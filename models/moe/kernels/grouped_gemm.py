@@ -29,8 +29,9 @@ it holds at most BLOCK_M/2 rows (less of that wasted work); dW2 is computed tran
 EPI_SPLIT configs run the row-grouped kernels' TMA epilogue over 2 or 4 column chunks of the tile
 in turn (the SwiGLU backward over a whole 128x256 tile spills registers, and its persistent loop
 would not fit in shared memory); EPI_PTR configs (experimental) store through masked pointers
-instead of TMA, which needs no shared-memory staging. ``python -m models.moe.kernels.sm90_check`` compiles every config for sm_90 without
-a GPU.
+instead of TMA, which needs no shared-memory staging. ``python -m models.moe.kernels.sm90_check``
+compiles every config for sm_90 without a GPU (shared memory, registers, spills), and
+tests/test_grouped_gemm_interpreter.py runs the kernels' logic in Triton's interpreter on CPU.
 
 With TMA (the default on Hopper, ``DOTS_GG_TMA=1``; needs H and I multiples of 8) operands are loaded
 by tensor descriptors, and outputs are stored through ragged descriptors
