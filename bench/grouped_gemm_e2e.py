@@ -12,7 +12,9 @@ MFU (median over logged steps after the first tenth) and how far each loss curve
 reference path's, next to the same distance for ``torch._grouped_mm`` (another correct bf16 path:
 the noise floor of "matching within noise"). ``--seeds 0,1,2`` repeats the comparison per seed and
 reports the spread: every run leaves an early loss plateau at a step set by the last bits of its
-arithmetic, so one seed says little about a bias.
+arithmetic, so one seed says little about a bias. ``--from-step S`` runs the first S steps once
+(reference path) and forks every path from that checkpoint, so the paths are compared from the same
+state after the router has balanced (the curves then differ only by the expert arithmetic).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -54,10 +57,13 @@ def make_shards(folder: Path, tokens: int, vocab: int, seed: int = 0, successors
     write_index(str(folder), build_index(info, "synthetic", writer.close()))
 
 
-def run_trainer(impl: str, data: Path, out: Path, config: str, steps: int, extra: list[str]) -> list[dict]:
+def run_trainer(impl: str, data: Path, out: Path, config: str, steps: int, extra: list[str],
+                resume: bool = False) -> list[dict]:
+    """One trainer run with ``DOTS_GROUPED_MLP=impl``; its logged metrics. ``resume``: continue from
+    the checkpoint in ``out`` (else a checkpoint there is an error)."""
     env = dict(os.environ, DOTS_GROUPED_MLP=impl, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "jobs.train_moe", "--data", str(data), "--config", config, "--steps", str(steps),
-           "--out", str(out), "--no-resume", "--set", "train.ckpt_every=0", *extra]
+           "--out", str(out), *([] if resume else ["--no-resume"]), "--set", "train.ckpt_every=0", *extra]
     print(f"[e2e] {impl}: {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, env=env, check=True)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
@@ -123,6 +129,28 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
     return summary
 
 
+def compare(impls: list[str], data: Path, out: Path, args, extra: list[str]) -> dict[str, list[dict]]:
+    """Every path's metrics. With ``--from-step S`` the first S steps run once, with the reference
+    path, up to a checkpoint (``--stop-at S``, so the schedule still spans ``--steps``); every path
+    then resumes from a copy of it, and only the steps after S are returned: all paths start from
+    the same weights, optimizer state, bias and data position, so the curves differ only by the
+    expert arithmetic from there on."""
+    if not args.from_step:
+        return {impl: run_trainer(impl, data, out / impl, args.config, args.steps, extra) for impl in impls}
+    if not 0 < args.from_step < args.steps:
+        raise SystemExit(f"--from-step {args.from_step}: between 1 and --steps - 1 ({args.steps - 1})")
+    warm = out / "warm"
+    run_trainer("reference", data, warm, args.config, args.steps, extra + ["--stop-at", str(args.from_step)])
+    runs = {}
+    for impl in impls:
+        if (out / impl).exists():
+            shutil.rmtree(out / impl)
+        shutil.copytree(warm, out / impl)
+        rows = run_trainer(impl, data, out / impl, args.config, args.steps, extra, resume=True)
+        runs[impl] = [r for r in rows if r["step"] > args.from_step]
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -135,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default=None,
                     help="comma-separated train.seed values: one comparison per seed, then the spread of the "
                          "distances over seeds (the curves' plateau escape makes one seed a weak test)")
+    ap.add_argument("--from-step", type=int, default=0, metavar="S",
+                    help="run the first S steps once (reference path) and fork every path from that checkpoint: "
+                         "compares the paths after the router has balanced, from the same state")
     args = ap.parse_args(argv)
     out = Path(args.out)
     data = out / "shards"
@@ -144,16 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     if "reference" not in impls:
         raise SystemExit("--impls must include reference (the curves are compared with it)")
     if not args.seeds:
-        runs = {impl: run_trainer(impl, data, out / impl, args.config, args.steps, extra) for impl in impls}
-        summary = summarize(runs)
+        summary = summarize(compare(impls, data, out, args, extra))
     else:
         seeds = [int(x) for x in args.seeds.split(",")]
         summary = {"per_seed": {}}
         for seed in seeds:
             seed_extra = extra + ["--set", f"train.seed={seed}"]
-            runs = {impl: run_trainer(impl, data, out / f"seed{seed}" / impl, args.config, args.steps, seed_extra)
-                    for impl in impls}
-            summary["per_seed"][seed] = summarize(runs)
+            summary["per_seed"][seed] = summarize(compare(impls, data, out / f"seed{seed}", args, seed_extra))
             print(json.dumps({seed: summary["per_seed"][seed]}, indent=1), flush=True)
         for impl in impls:
             if impl == "reference":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 from bench.grouped_gemm_e2e import aligned_distance, escape_step, summarize
 
@@ -43,3 +46,31 @@ def test_summarize_reports_speed_escape_and_both_distances():
     assert f["loss_abs_diff_vs_reference_mean"] > 5 * f["loss_abs_diff_vs_reference_aligned_mean"]
     assert f["loss_abs_diff_vs_reference_first12_max"] < 0.05
     assert s["reference"]["load_imbalance_first_tenth"] == 10.0
+
+
+@pytest.mark.slow
+def test_from_step_forks_every_path_from_one_checkpoint(tmp_path):
+    """--from-step: the first steps run once, every path resumes from a copy of that checkpoint and
+    only the later steps are compared. On CPU `auto` is the reference path, so the forked curves
+    must be identical; the schedule spans --steps in both parts."""
+    from bench.grouped_gemm_e2e import main
+
+    out = tmp_path / "e2e"
+    rc = main(["--out", str(out), "--config", "conf/moe/tiny.yaml", "--steps", "16", "--from-step", "10",
+               "--vocab", "256", "--tokens", "60000", "--impls", "reference,auto", "--set", "train.num_workers=0"])
+    assert rc == 0
+    summary = json.loads((out / "e2e_summary.json").read_text())
+    assert summary["auto"]["loss_abs_diff_vs_reference_max"] == 0.0
+    for impl in ("reference", "auto"):
+        steps = [json.loads(line)["step"] for line in (out / impl / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, 17)), steps  # the warm part (copied) then the continuation
+    warm = [json.loads(line) for line in (out / "warm" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in warm] == list(range(1, 11))
+    ref = [json.loads(line) for line in (out / "reference" / "metrics.jsonl").read_text().splitlines()]
+    assert ref[:10] == warm  # the continuation kept the warm part as it was
+    # one schedule over --steps: the warm part ends at the peak lr (a 10-step schedule would have
+    # decayed by then), the decay comes in the continuation
+    assert warm[-1]["lr"] == pytest.approx(3e-3) and ref[-1]["lr"] < warm[-1]["lr"]
+    with pytest.raises(SystemExit, match="between 1 and"):
+        main(["--out", str(tmp_path / "bad"), "--config", "conf/moe/tiny.yaml", "--steps", "5", "--from-step", "5",
+              "--vocab", "256", "--tokens", "60000", "--impls", "reference,auto"])
