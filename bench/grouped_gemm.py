@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -186,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['fused_fb_tflops']:>9.0f} {g_b:>9.0f} {r['dense_fb_tflops']:>11.0f} "
               f"{r.get('fused_over_gmm_fb', nan):>6.2f} {r['fused_over_dense_fb']:>7.2f} | "
               f"{r.get('err_vs_grouped_mm', nan):.1e}")
+    from models.moe import kernel_tables
     from models.moe.kernels import grouped_gemm as gg
 
+    table = kernel_tables.table_for(torch.cuda.get_device_name(), os.environ.get("DOTS_GG_TUNED", ""))
+    print(f"tuned-table configs ({len(table)}; launched as named wherever the key matches, DOTS_GG_TUNED):")
+    for key, name in table.items():
+        print(f"  {key} -> {name}")
     print("autotuned configs (key -> config):")
     for name, tuned in (("gate_up", gg._gate_up_tuned), ("mgrouped", gg._mgrouped_tuned), ("wgrad", gg._wgrad_tuned)):
         for key, cfg in tuned.cache.items():
