@@ -188,6 +188,17 @@ def _mgrouped_epi(acc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, r
 
 
 @triton.jit
+def _mgrouped_epi_halves(acc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0,
+                         dt: tl.constexpr, SWIGLU_BWD: tl.constexpr):
+    """``_mgrouped_epi`` over the left and then the right column half of ``acc``."""
+    rows: tl.constexpr = acc.shape[0]
+    half: tl.constexpr = acc.shape[1] // 2
+    a0, a1 = acc.reshape(rows, 2, half).permute(0, 2, 1).split()
+    _mgrouped_epi(a0, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
+    _mgrouped_epi(a1, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + half, dt, SWIGLU_BWD)
+
+
+@triton.jit
 def _mgrouped_tile(
     a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
     e, start, row0, row_end, n0, M, N, K,
@@ -229,24 +240,16 @@ def _mgrouped_tile(
         cnt = row_end - start
         if EPI_SPLIT == 1:
             _mgrouped_epi(acc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
-        else:  # EPI_SPLIT column chunks, one after another: fewer live registers, smaller staging
+        elif EPI_SPLIT == 2:  # column chunks one after another: fewer live registers, smaller staging
+            _mgrouped_epi_halves(acc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt,
+                                 SWIGLU_BWD)
+        else:
+            tl.static_assert(EPI_SPLIT == 4, "EPI_SPLIT: 1, 2 or 4")
             a0, a1 = acc.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
-            if EPI_SPLIT == 2:
-                _mgrouped_epi(a0, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
-                _mgrouped_epi(a1, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0,
-                              n0 + BLOCK_N // 2, dt, SWIGLU_BWD)
-            else:
-                tl.static_assert(EPI_SPLIT == 4, "EPI_SPLIT: 1, 2 or 4")
-                q: tl.constexpr = BLOCK_N // 4
-                a00, a01 = a0.reshape(BLOCK_M, 2, q).permute(0, 2, 1).split()
-                a10, a11 = a1.reshape(BLOCK_M, 2, q).permute(0, 2, 1).split()
-                _mgrouped_epi(a00, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt, SWIGLU_BWD)
-                _mgrouped_epi(a01, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + q, dt,
-                              SWIGLU_BWD)
-                _mgrouped_epi(a10, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + 2 * q, dt,
-                              SWIGLU_BWD)
-                _mgrouped_epi(a11, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0 + 3 * q, dt,
-                              SWIGLU_BWD)
+            _mgrouped_epi_halves(a0, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0, n0, dt,
+                                 SWIGLU_BWD)
+            _mgrouped_epi_halves(a1, c_desc, hg_desc, hu_desc, dg_desc, du_desc, start, cnt, row0,
+                                 n0 + BLOCK_N // 2, dt, SWIGLU_BWD)
     else:  # masked pointer epilogue: no shared-memory staging (EPI_PTR lets persistent tiles fit)
         offs_m = row0 + tl.arange(0, BLOCK_M)
         offs_n = n0 + tl.arange(0, BLOCK_N)
