@@ -161,6 +161,7 @@ def test_launch_picks_table_config_then_autotune(gg, tmp_path, monkeypatch):
     from models.moe import kernel_tables as kt
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)  # the fake launches pass CPU tensors
     configs = [gg._cfg(128, 256, 8, 3), gg._cfg(128, 256, 8, 3, persistent=True, split=2)]
     table = tmp_path / "t.json"
     kt.write_entries(table, "Fake GPU", {"mgrouped n=1": {"config": gg.config_name(configs[1]), "tflops": 1.0,

@@ -27,10 +27,9 @@ def test_every_candidate_compiles(results):
 def test_first_config_of_each_list_fits_every_variant(results):
     """DOTS_GG_AUTOTUNE=0 launches the first config of each list unconditionally."""
     from models.moe.kernels import grouped_gemm as gg
-    from models.moe.kernels.sm90_check import config_name
 
     for list_name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
-        first = config_name(getattr(gg, list_name)[0])
+        first = gg.config_name(getattr(gg, list_name)[0])
         rows = [r for r in results if r.list_name == list_name and r.config == first]
         assert rows and all(r.fits for r in rows), [(r.variant, r.shared_bytes) for r in rows]
 

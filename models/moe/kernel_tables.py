@@ -45,8 +45,8 @@ def table_key(kernel: str, **dims: int) -> str:
     return " ".join([kernel] + [f"{k}={int(v)}" for k, v in sorted(dims.items())])
 
 
-def read_table(path: Path) -> dict[str, dict]:
-    """The ``configs`` entries of a table file; errors name the file and what is wrong."""
+def _load(path: Path) -> dict:
+    """A table file's whole content, validated; errors name the file and what is wrong."""
     try:
         data = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
@@ -56,7 +56,12 @@ def read_table(path: Path) -> dict[str, dict]:
     for key, entry in data["configs"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), str):
             raise ValueError(f"kernel config table {path}: entry {key!r} needs a 'config' name string")
-    return data["configs"]
+    return data
+
+
+def read_table(path: Path) -> dict[str, dict]:
+    """The ``configs`` entries of a table file."""
+    return _load(path)["configs"]
 
 
 def table_for(device_name: str, spec: str | None) -> dict[str, str]:
@@ -83,10 +88,10 @@ def write_entries(path: Path, device_name: str, entries: dict[str, dict]) -> Non
     path = Path(path)
     data = {"device": device_name, "configs": {}}
     if path.exists():
-        old_device = json.loads(path.read_text()).get("device") if path.stat().st_size else None
-        if old_device not in (None, device_name):
-            raise ValueError(f"kernel config table {path} is for {old_device!r}, not {device_name!r}")
-        data["configs"].update(read_table(path))
+        old = _load(path)
+        if old.get("device") not in (None, device_name):
+            raise ValueError(f"kernel config table {path} is for {old['device']!r}, not {device_name!r}")
+        data["configs"].update(old["configs"])
     for key, entry in entries.items():
         if not isinstance(entry.get("config"), str):
             raise ValueError(f"entry {key!r}: needs a 'config' name")

@@ -674,7 +674,7 @@ def _num_sms(t: torch.Tensor) -> int:
 
 # the table key of the most recent launch (bench/grouped_gemm_sweep.py --write-table records it)
 LAST_LAUNCH: dict = {}
-_TABLES: dict[tuple[str, str], dict[str, str]] = {}
+_TABLES: dict[tuple[int, str], dict[str, str]] = {}
 
 
 def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | None:
@@ -682,17 +682,18 @@ def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | N
     this launch, or None where it names none. A name that is not among ``configs`` is an error: the
     table was written for other candidates (or with ``DOTS_GG_WS=1``)."""
     spec = os.environ.get("DOTS_GG_TUNED", "")
-    device = torch.cuda.get_device_name(t.device)
-    if (device, spec) not in _TABLES:
-        _TABLES[(device, spec)] = kernel_tables.table_for(device, spec)
-    name = _TABLES[(device, spec)].get(key)
+    index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+    if (index, spec) not in _TABLES:  # read once per device and setting, not per launch
+        _TABLES[(index, spec)] = kernel_tables.table_for(torch.cuda.get_device_name(index), spec)
+    name = _TABLES[(index, spec)].get(key)
     if name is None:
         return None
     for cfg in configs:
         if config_name(cfg) == name:
             return cfg
     raise ValueError(
-        f"tuned kernel table for {device!r} (DOTS_GG_TUNED={spec!r}) names {name!r} for {key!r}, which is "
+        f"tuned kernel table for {torch.cuda.get_device_name(index)!r} (DOTS_GG_TUNED={spec!r}) names {name!r} "
+        f"for {key!r}, which is "
         f"not an autotuning candidate ({', '.join(config_name(c) for c in configs)}); re-run "
         "python -m bench.grouped_gemm_sweep --write-table auto, or set DOTS_GG_TUNED=0")
 

@@ -122,12 +122,6 @@ def _ptxas_stats(ptx: str) -> tuple[int | None, int | None]:
     return (int(regs.group(1)) if regs else None), (int(spills.group(1)) if spills else None)
 
 
-def config_name(cfg) -> str:
-    from models.moe.kernels.grouped_gemm import config_name as name
-
-    return name(cfg)
-
-
 def candidates() -> dict[str, list]:
     """Every config each list may hold: the list itself, the warp-specialised opt-ins, the
     experimental candidates (deduplicated by name, list order first)."""
@@ -137,14 +131,16 @@ def candidates() -> dict[str, list]:
     for name in VARIANTS:
         seen, cfgs = set(), []
         for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
-            if config_name(cfg) not in seen:
-                seen.add(config_name(cfg))
+            if gg.config_name(cfg) not in seen:
+                seen.add(gg.config_name(cfg))
                 cfgs.append(cfg)
         out[name] = cfgs
     return out
 
 
 def check_all() -> list[Result]:
+    from models.moe.kernels.grouped_gemm import config_name
+
     results = []
     for list_name, cfgs in candidates().items():
         for cfg in cfgs:
