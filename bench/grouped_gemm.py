@@ -12,7 +12,9 @@ For each size and routing it times (median of CUDA-event timings, triton.testing
 FLOPs counted: forward 6*M*H*I, forward+backward 18*M*H*I (all three paths). With ``--repeat N``
 the paths are timed in N interleaved rounds (medians; ratios are medians of per-round ratios). Forward is timed without
 autograd (inference); forward+backward with x, w13 and w2 requiring grad. Also prints the error of
-the fused output vs torch._grouped_mm, and a per-kernel breakdown for the first size.
+the fused output vs torch._grouped_mm, and a per-kernel breakdown for the first size (each kernel
+also with one expert holding every row, i.e. as a dense GEMM, and cuBLAS on that GEMM's shape: what
+the grouping costs, and how far the Triton kernel itself is from cuBLAS).
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ import torch.nn.functional as F
 
 def routing_counts(tokens: int, experts: int, topk: int, kind: str, gen: torch.Generator) -> torch.Tensor:
     """Rows per expert. uniform: every token picks topk distinct experts uniformly; skewed: the
-    same with expert popularity ~ 1/rank (Zipf, s=1), so the top expert gets ~70% of the tokens."""
+    same with expert popularity ~ 1/rank (Zipf, s=1), so the top expert gets ~70% of the tokens;
+    balanced: every expert the same row count (the remainder spread one row each), which at the
+    dots.llm1 shapes is a whole number of 128-row tiles: no partial tail tiles (a diagnostic)."""
+    if kind == "balanced":
+        rows = tokens * topk
+        return torch.full((experts,), rows // experts, dtype=torch.int64) + (torch.arange(experts) < rows % experts)
     if kind == "uniform":
         probs = torch.ones(experts)
     elif kind == "skewed":
         probs = 1.0 / torch.arange(1, experts + 1, dtype=torch.float64)
         probs = probs[torch.randperm(experts, generator=gen)]
     else:
-        raise ValueError(f"routing {kind!r}: uniform or skewed")
+        raise ValueError(f"routing {kind!r}: uniform, skewed or balanced")
     choice = torch.multinomial(probs.float().expand(tokens, experts), topk, replacement=False, generator=gen)
     return torch.bincount(choice.flatten(), minlength=experts)
 
@@ -119,30 +126,49 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict
         print(json.dumps(r), flush=True)
         torch.cuda.empty_cache()
     if breakdown:
-        counts = routing_counts(tokens, n_exp, k, "uniform", gen)
+        routing = args.routing.split(",")[0]
+        counts = routing_counts(tokens, n_exp, k, routing, gen)
         offs = torch.cumsum(counts, 0).to(dev, torch.int32)
         act, h = gg.gate_up_swiglu(x, w13, offs, store_h=True)
         dh = gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h)
+        one = torch.tensor([m], device=dev, dtype=torch.int32)  # one expert holding every row: a dense GEMM
+        w13_1, w2_1 = w13[:1], w2[:1]
+        act1, h1 = gg.gate_up_swiglu(x, w13_1, one, store_h=True)
+        dh1 = gg.grouped_mm_fused(dy, w2_1, one, b_kmajor=False, h=h1)
+        # (grouped, the same kernel with one expert, cuBLAS on the same GEMM shape, FLOPs / unit)
         parts = {
-            "gate_up+swiglu (store h)": (lambda: gg.gate_up_swiglu(x, w13, offs, store_h=True), 4),
-            "gate_up+swiglu": (lambda: gg.gate_up_swiglu(x, w13, offs), 4),
-            "down": (lambda: gg.grouped_mm_fused(act, w2, offs, b_kmajor=True), 2),
-            "d_act+swiglu_bwd": (lambda: gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h), 2),
-            "dx": (lambda: gg.grouped_mm_fused(dh, w13, offs, b_kmajor=False), 4),
-            "dw13": (lambda: gg.weight_grad(dh, x, offs, torch.bfloat16), 4),
-            "dw2": (lambda: gg.weight_grad(act, dy, offs, torch.bfloat16, trans_out=True), 2),
+            "gate_up+swiglu (store h)": (lambda: gg.gate_up_swiglu(x, w13, offs, store_h=True),
+                                         lambda: gg.gate_up_swiglu(x, w13_1, one, store_h=True),
+                                         lambda: torch.mm(x, w13[0].t()), 4),
+            "gate_up+swiglu": (lambda: gg.gate_up_swiglu(x, w13, offs), lambda: gg.gate_up_swiglu(x, w13_1, one),
+                               lambda: torch.mm(x, w13[0].t()), 4),
+            "down": (lambda: gg.grouped_mm_fused(act, w2, offs, b_kmajor=True),
+                     lambda: gg.grouped_mm_fused(act1, w2_1, one, b_kmajor=True), lambda: torch.mm(act, w2[0].t()), 2),
+            "d_act+swiglu_bwd": (lambda: gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h),
+                                 lambda: gg.grouped_mm_fused(dy, w2_1, one, b_kmajor=False, h=h1),
+                                 lambda: torch.mm(dy, w2[0]), 2),
+            "dx": (lambda: gg.grouped_mm_fused(dh, w13, offs, b_kmajor=False),
+                   lambda: gg.grouped_mm_fused(dh1, w13_1, one, b_kmajor=False), lambda: torch.mm(dh, w13[0]), 4),
+            "dw13": (lambda: gg.weight_grad(dh, x, offs, torch.bfloat16),
+                     lambda: gg.weight_grad(dh1, x, one, torch.bfloat16), lambda: torch.mm(dh.t(), x), 4),
+            "dw2": (lambda: gg.weight_grad(act, dy, offs, torch.bfloat16, trans_out=True),
+                    lambda: gg.weight_grad(act1, dy, one, torch.bfloat16, trans_out=True),
+                    lambda: torch.mm(dy.t(), act), 2),
         }
-        print(f"breakdown at {tokens} tokens, uniform routing:")
-        for name, (fn, mult) in parts.items():
-            ms = bench(fn)
-            print(f"  {name:26s} {ms:7.3f} ms  {mult * m * hid * inter / ms / 1e9:6.0f} TFLOP/s", flush=True)
+        print(f"breakdown at {tokens} tokens, {routing} routing, TFLOP/s: {n_exp} experts | the same kernel "
+              "with one expert (a dense GEMM) | cuBLAS on that GEMM shape (no fused epilogue)")
+        for name, (fn, fn1, fn_mm, mult) in parts.items():
+            ms, ms1, ms_mm = bench(fn), bench(fn1), bench(fn_mm)
+            flops = mult * m * hid * inter / 1e9
+            print(f"  {name:26s} {ms:7.3f} ms  {flops / ms:6.0f} | {flops / ms1:6.0f} | {flops / ms_mm:6.0f}",
+                  flush=True)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", default="4096,16384,32768")
-    ap.add_argument("--routing", default="uniform,skewed")
+    ap.add_argument("--routing", default="uniform,skewed", help="uniform, skewed, balanced (the breakdown uses the first)")
     ap.add_argument("--experts", type=int, default=128)
     ap.add_argument("--topk", type=int, default=6)
     ap.add_argument("--hidden", type=int, default=4096)

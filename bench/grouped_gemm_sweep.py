@@ -1,7 +1,7 @@
 """Per-kernel tile-config sweep of the fused grouped-GEMM kernels (GPU; a tuning aid).
 
     python -m bench.grouped_gemm_sweep [--tokens 16384] [--routing uniform] [--roles all] [--json OUT]
-                                       [--write-table auto|PATH]
+                                       [--exclude epi_ptr] [--write-table auto|PATH]
 
 Times every kernel role of ``models.moe.kernels`` (gate_up with and without the stored
 pre-activations, down, dh = d(act) with the SwiGLU backward, dx, dw13, dw2) at the dots.llm1 shapes
@@ -9,8 +9,8 @@ under each candidate config below, one config at a time (autotuning off), and pr
 and config. A config that fails to compile or run is reported with its error and skipped. The
 winners go into ``GATE_UP_CONFIGS`` / ``MGROUPED_CONFIGS`` / ``WGRAD_CONFIGS`` so that autotuning
 considers them. ``EXPERIMENTAL_CONFIGS`` (not autotuned) are swept too. ``--write-table`` records,
-for each launched kernel variant, the fastest config among its list's current candidates (so not the
-experimental ones, and the warp-specialised ones only with ``DOTS_GG_WS=1``) in a tuned table
+for each launched kernel variant, the fastest config a table may name (``table_candidates``: the
+list's and the experimental configs, the warp-specialised ones only with ``DOTS_GG_WS=1``) in a tuned table
 (``models.moe.kernel_tables``; ``auto`` = ``conf/moe/kernels/<this device>.json``), which the kernels
 then launch at this M bucket instead of autotuning.
 """
@@ -27,27 +27,27 @@ import torch
 
 
 def candidates(gg) -> dict[str, list]:
+    """Per role: every config a tuned table may name for its kernel (its list, warp-specialised and
+    experimental configs: ``grouped_gemm.table_candidates``), then a few sweep-only variations."""
     c = gg._cfg
-    gate_up = [
-        c(128, 128, 8, 4), c(128, 128, 8, 4, half=True), c(128, 128, 8, 3, half=True),
-        c(128, 128, 8, 3, persistent=True), c(128, 128, 8, 3, persistent=True, half=True),
-        c(128, 128, 8, 4, ws=True), c(64, 128, 4, 4),
-    ]
-    mg = [
-        c(128, 256, 8, 3), c(128, 256, 8, 3, half=True),
-        c(128, 256, 8, 3, persistent=True),
-        c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, half=True),
-    ]
-    mg_h = mg + [c(64, 256, 4, 3)]
-    wg = [
-        c(128, 128, 8, 4), c(128, 256, 8, 3), c(128, 256, 8, 3, persistent=True),
-        c(128, 256, 8, 3, ws=True),
-    ]
-    gate_up += gg.EXPERIMENTAL_CONFIGS["GATE_UP_CONFIGS"]
-    mg += gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"]
-    mg_h += gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"]
-    return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg_h, "dx": mg, "dw13": wg, "dw2": wg,
-            "dw2_untransposed": wg}
+    extra_gate_up = [c(128, 128, 8, 3, half=True), c(128, 128, 8, 3, persistent=True),
+                     c(128, 128, 8, 3, persistent=True, half=True)]
+    extra_mg = [c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, half=True)]
+    extra_wg = [c(128, 256, 8, 3, ws=True)]
+
+    def merged(lst, extra):
+        out, seen = [], set()
+        for cfg in gg.table_candidates(lst) + extra:
+            if gg.config_name(cfg) not in seen:
+                seen.add(gg.config_name(cfg))
+                out.append(cfg)
+        return out
+
+    gate_up = merged(gg.GATE_UP_CONFIGS, extra_gate_up)
+    mg = merged(gg.MGROUPED_CONFIGS, extra_mg)
+    wg = merged(gg.WGRAD_CONFIGS, extra_wg)
+    return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg + [c(64, 256, 4, 3)], "dx": mg,
+            "dw13": wg, "dw2": wg, "dw2_untransposed": wg}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=4096)
     ap.add_argument("--inter", type=int, default=1408)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--exclude", default="", metavar="WORD[,WORD]",
+                    help="skip configs whose name contains one of these words (e.g. epi_ptr)")
     ap.add_argument("--write-table", default=None, metavar="auto|PATH",
                     help="merge the fastest list config per kernel variant into this tuned table")
     args = ap.parse_args(argv)
@@ -97,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     wanted = list(roles) if args.roles == "all" else args.roles.split(",")
     cands = candidates(gg)
+    skip = [w for w in args.exclude.split(",") if w]
+    cands = {role: [c for c in cfgs if not any(w in gg.config_name(c).split() for w in skip)]
+             for role, cfgs in cands.items()}
     rows = []
     print(f"device: {torch.cuda.get_device_name()}  tokens {args.tokens} {args.routing}  rows {m}", flush=True)
     keys, listed = {}, {}
@@ -104,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         list_name, fn, mult = roles[role]
         lst = getattr(gg, list_name)
         saved = list(lst)
-        listed[role] = {gg.config_name(c) for c in saved}
+        # what --write-table may record: the configs a table may name, warp-specialised ones only
+        # where they are autotuning candidates (DOTS_GG_WS=1)
+        listed[role] = {gg.config_name(c) for c in gg.table_candidates(lst)
+                        if not c.kwargs["WS"] or any(c is d for d in saved)}
         ref = fn()
         keys[role] = gg.LAST_LAUNCH["key"]
         ref = ref[0] if isinstance(ref, tuple) else ref

@@ -193,6 +193,17 @@ def test_launch_picks_table_config_then_autotune(gg, tmp_path, monkeypatch):
                                                           "measured": "test"}})
     monkeypatch.setenv("DOTS_GG_TUNED", str(table))
     gg._TABLES.clear()
-    with pytest.raises(ValueError, match="not an autotuning candidate"):
+    with pytest.raises(ValueError, match="not one of this kernel.s configs"):
         launch("mgrouped n=1")
+    # for the kernels' own lists a table may also name their experimental and warp-specialised configs
+    exp, ws = gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"][0], gg.WS_CONFIGS["MGROUPED_CONFIGS"][0]
+    names = [gg.config_name(c) for c in gg.table_candidates(gg.MGROUPED_CONFIGS)]
+    assert len(names) == len(set(names)) and {gg.config_name(exp), gg.config_name(ws)} <= set(names)
+    kt.write_entries(table, "Fake GPU", {"mgrouped n=1": {"config": gg.config_name(exp), "tflops": 1.0,
+                                                          "measured": "test"}})
+    gg._TABLES.clear()
+    raw = _FakeKernel(["a"])
+    gg._launch(_FakeKernel(["a"]), raw, gg.MGROUPED_CONFIGS, lambda meta: (1,), (torch.zeros(1),),
+               {"USE_TMA": True}, "mgrouped n=1")
+    assert raw.calls[0]["BLOCK_M"] == exp.kwargs["BLOCK_M"] and gg.LAST_LAUNCH["config"] == gg.config_name(exp)
     gg._TABLES.clear()

@@ -58,15 +58,15 @@ def test_epilogue_variants_do_what_they_were_added_for(results):
         assert fits[("128x256x64 w8 s3 pers half epi_ptr", variant)]
 
 
-def test_committed_tuned_tables_name_autotuning_candidates():
-    """Every config a committed tuned table names (conf/moe/kernels/*.json) is a candidate of its
-    kernel's list, so a table hit never raises at launch (warp-specialised ones count only with
-    DOTS_GG_WS=1, which the tables are not written with)."""
+def test_committed_tuned_tables_name_known_configs():
+    """Every config a committed tuned table names (conf/moe/kernels/*.json) is one its kernel's
+    launch accepts from a table (``table_candidates``: the list, its warp-specialised and
+    experimental configs), so a table hit never raises at launch."""
     from models.moe import kernel_tables as kt
     from models.moe.kernels import grouped_gemm as gg
 
     lists = {"gate_up": gg.GATE_UP_CONFIGS, "mgrouped": gg.MGROUPED_CONFIGS, "wgrad": gg.WGRAD_CONFIGS}
     for path in sorted(kt.TABLE_DIR.glob("*.json")):
         for key, entry in kt.read_table(path).items():
-            names = {gg.config_name(c) for c in lists[key.split()[0]]}
+            names = {gg.config_name(c) for c in gg.table_candidates(lists[key.split()[0]])}
             assert entry["config"] in names, (path.name, key, entry["config"], sorted(names))

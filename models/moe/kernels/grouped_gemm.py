@@ -593,9 +593,21 @@ WGRAD_CONFIGS = [
 # faster. EPI_PTR (pointer epilogues, no shared-memory staging) lets persistent loops fit, but its
 # SwiGLU-backward variant spills 13-16 KB per thread (dh 160-210 TFLOP/s, session 4) and its other
 # variants were no faster than the TMA epilogues; the EPI_SPLIT ones below lost to those in the lists.
+# Session 5 (sm90_check, no spills unless said): 256x128 tiles, the same 128 fp32 accumulators per
+# thread as 128x256 but an exact 11 column tiles at N = 1408 (dh; 128x256 computes 5.5 of which the
+# half is waste), row-grouped s3 grid/persistent split2 (dh spills 4 B)/persistent half split2; 256x128
+# s4 persistent split2 and 128x256x128 s2 persistent split2 (down and dx only: dh needs 262 KB);
+# 128x256 s4 persistent split4 (229 KB for dh); wgrad 256x128 s3 grid/persistent; gate/up with
+# BLOCK_K = 128 in two stages and 256-row tiles. H200 sweep at 16K tokens: every one lost to the
+# lists' best (dh 256x128 grid split2 451 vs 128x256 half split2 471; down 505 vs 561; dx 513 vs 587;
+# dw13 544 vs 561; gate/up 418-451 vs 570-582), so they stay here, as sweep and test candidates.
 EXPERIMENTAL_CONFIGS = {
-    "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True)],
+    "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True),
+                        _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4)],
     "MGROUPED_CONFIGS": [
+        _cfg(256, 128, 8, 3, split=2), _cfg(256, 128, 8, 3, persistent=True, split=2),
+        _cfg(256, 128, 8, 3, persistent=True, half=True, split=2), _cfg(128, 256, 8, 4, persistent=True, split=4),
+        _cfg(256, 128, 8, 4, persistent=True, split=2), _cfg(128, 256, 8, 2, persistent=True, split=2, bk=128),
         _cfg(128, 256, 8, 3, persistent=True, epi_ptr=True), _cfg(128, 256, 8, 2, persistent=True, epi_ptr=True),
         _cfg(128, 256, 8, 3, persistent=True, half=True, epi_ptr=True),
         _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, split=4), _cfg(128, 256, 8, 3, half=True),
@@ -604,6 +616,7 @@ EXPERIMENTAL_CONFIGS = {
         _cfg(128, 256, 8, 3, ws=True, split=2), _cfg(128, 256, 8, 3, ws=True, split=4),
         _cfg(128, 256, 8, 3, ws=True, half=True, split=2),
     ],
+    "WGRAD_CONFIGS": [_cfg(256, 128, 8, 3), _cfg(256, 128, 8, 3, persistent=True)],
 }
 
 # Warp-specialised configs are opt-in (DOTS_GG_WS=1). Session 4 sweep on an H100 (16K tokens): the
@@ -677,10 +690,28 @@ LAST_LAUNCH: dict = {}
 _TABLES: dict[tuple[int, str], dict[str, str]] = {}
 
 
+def table_candidates(configs: list) -> list:
+    """The configs a tuned table may name for the kernel whose autotuning list is ``configs``: the
+    list, then its warp-specialised and experimental candidates (deduplicated by name). Every one of
+    them is checked by the GPU tests, and the sweep writes a config into a table only where it ran
+    and was fastest for that launch, so a table can pick a config that autotuning does not consider
+    (one that fits only some kernel variants, or is slower at other shapes)."""
+    for name, lst in (("GATE_UP_CONFIGS", GATE_UP_CONFIGS), ("MGROUPED_CONFIGS", MGROUPED_CONFIGS),
+                      ("WGRAD_CONFIGS", WGRAD_CONFIGS)):
+        if configs is lst:
+            out, seen = [], set()
+            for cfg in list(lst) + WS_CONFIGS[name] + EXPERIMENTAL_CONFIGS.get(name, []):
+                if config_name(cfg) not in seen:
+                    seen.add(config_name(cfg))
+                    out.append(cfg)
+            return out
+    return list(configs)
+
+
 def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | None:
     """The config the device's tuned table (models.moe.kernel_tables, ``DOTS_GG_TUNED``) names for
-    this launch, or None where it names none. A name that is not among ``configs`` is an error: the
-    table was written for other candidates (or with ``DOTS_GG_WS=1``)."""
+    this launch, or None where it names none. A name that is not among ``table_candidates(configs)``
+    is an error: the table was written for other configs."""
     spec = os.environ.get("DOTS_GG_TUNED", "")
     index = t.device.index if t.device.index is not None else torch.cuda.current_device()
     if (index, spec) not in _TABLES:  # read once per device and setting, not per launch
@@ -688,14 +719,14 @@ def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | N
     name = _TABLES[(index, spec)].get(key)
     if name is None:
         return None
-    for cfg in configs:
+    known = table_candidates(configs)
+    for cfg in known:
         if config_name(cfg) == name:
             return cfg
     raise ValueError(
         f"tuned kernel table for {torch.cuda.get_device_name(index)!r} (DOTS_GG_TUNED={spec!r}) names {name!r} "
-        f"for {key!r}, which is "
-        f"not an autotuning candidate ({', '.join(config_name(c) for c in configs)}); re-run "
-        "python -m bench.grouped_gemm_sweep --write-table auto, or set DOTS_GG_TUNED=0")
+        f"for {key!r}, which is not one of this kernel's configs ({', '.join(config_name(c) for c in known)}); "
+        "re-run python -m bench.grouped_gemm_sweep --write-table auto, or set DOTS_GG_TUNED=0")
 
 
 def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict, key: str) -> None:
