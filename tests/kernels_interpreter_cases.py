@@ -175,9 +175,15 @@ def test_launch_picks_table_config_then_autotune(gg, tmp_path, monkeypatch):
         gg._launch(tuned, raw, configs, lambda meta: (1,), (torch.zeros(1),), {"USE_TMA": use_tma}, key)
         return tuned, raw
 
+    resolutions = []
+    real_candidates = gg.table_candidates
+    monkeypatch.setattr(gg, "table_candidates", lambda c: resolutions.append(1) or real_candidates(c))
     tuned, raw = launch("mgrouped n=1")
     assert not tuned.calls and raw.calls[0]["EPI_SPLIT"] == 2 and raw.calls[0]["PERSISTENT"]
     assert gg.LAST_LAUNCH == {"key": "mgrouped n=1", "config": gg.config_name(configs[1])}
+    tuned, raw = launch("mgrouped n=1")  # a second hit: same config, the name is not resolved again
+    assert raw.calls[0]["EPI_SPLIT"] == 2 and len(resolutions) == 1
+    monkeypatch.setattr(gg, "table_candidates", real_candidates)
     tuned, raw = launch("mgrouped n=2")  # not in the table
     assert len(tuned.calls) == 1 and not raw.calls and gg.LAST_LAUNCH["config"] == "autotuned"
     tuned, raw = launch("mgrouped n=1", use_tma=False)  # tables are for the TMA path

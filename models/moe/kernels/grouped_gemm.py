@@ -687,7 +687,8 @@ def _num_sms(t: torch.Tensor) -> int:
 
 # the table key of the most recent launch (bench/grouped_gemm_sweep.py --write-table records it)
 LAST_LAUNCH: dict = {}
-_TABLES: dict[tuple[int, str], dict[str, str]] = {}
+# (device index, DOTS_GG_TUNED) -> (the table's key -> config name, (key, id of the list) -> config)
+_TABLES: dict[tuple[int, str], tuple[dict[str, str], dict]] = {}
 
 
 def table_candidates(configs: list) -> list:
@@ -715,13 +716,18 @@ def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | N
     spec = os.environ.get("DOTS_GG_TUNED", "")
     index = t.device.index if t.device.index is not None else torch.cuda.current_device()
     if (index, spec) not in _TABLES:  # read once per device and setting, not per launch
-        _TABLES[(index, spec)] = kernel_tables.table_for(torch.cuda.get_device_name(index), spec)
-    name = _TABLES[(index, spec)].get(key)
+        _TABLES[(index, spec)] = (kernel_tables.table_for(torch.cuda.get_device_name(index), spec), {})
+    names, resolved = _TABLES[(index, spec)]
+    name = names.get(key)
     if name is None:
         return None
+    hit = resolved.get((key, id(configs)))
+    if hit is not None:  # resolved once per key, not per launch
+        return hit
     known = table_candidates(configs)
     for cfg in known:
         if config_name(cfg) == name:
+            resolved[(key, id(configs))] = cfg
             return cfg
     raise ValueError(
         f"tuned kernel table for {torch.cuda.get_device_name(index)!r} (DOTS_GG_TUNED={spec!r}) names {name!r} "
