@@ -13,6 +13,11 @@ import torch
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("run by tests/test_grouped_gemm_interpreter.py with TRITON_INTERPRET=1", allow_module_level=True)
 
+import triton  # noqa: E402 - only under TRITON_INTERPRET=1 (above)
+import triton.language as tl  # noqa: E402
+
+from models.moe.kernels.grouped_gemm import _row_tile_order, _tile_table  # noqa: E402
+
 U_FP16 = 2.0**-11
 TOL = 4 * U_FP16  # as in the GPU tests (4 roundings' worth), for fp16 operands
 
@@ -67,7 +72,7 @@ def _pointer_path_configs(gg, name: str) -> list:
     seen, out = set(), []
     for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
         kw = cfg.kwargs
-        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"])
+        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0)
         if sig not in seen:
             seen.add(sig)
             out.append(cfg)
@@ -94,6 +99,44 @@ def test_every_config_forward_and_backward(gg, list_name, programs, monkeypatch)
                 assert _rel(g, w) <= TOL, f"{gg.config_name(cfg)}: {name}"
     finally:
         configs[:] = saved
+
+
+@triton.jit
+def _order_kernel(offs_ptr, out_ptr, E, NUM_PID_N, N_TILES, E_P2: tl.constexpr, BLOCK_M: tl.constexpr,
+                  GROUP_M: tl.constexpr):
+    """Writes ``_row_tile_order``'s (row tile, column tile) for each program."""
+    idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
+    t = tl.program_id(0)
+    pid_m, pid_n = _row_tile_order(t, N_TILES, NUM_PID_N, idx, tiles, cum, GROUP_M)
+    tl.store(out_ptr + 2 * t, pid_m)
+    tl.store(out_ptr + 2 * t + 1, pid_n)
+
+
+@pytest.mark.parametrize("group_m", [0, 8], ids=["egroup", "group8"])
+def test_row_tile_order_visits_every_tile_once(gg, group_m):
+    """The row-grouped kernels' tile order (``_row_tile_order``) over the real tiles is a permutation
+    of (row tile, column tile); "egroup" (GROUP_M = 0) walks expert by expert with each expert's row
+    tiles fastest; tiles past the last one (grid mode's upper bound) land past the last row tile."""
+    counts = [130, 0, 5, 300, 0, 0, 128, 1]  # 2 + 0 + 1 + 3 + 0 + 0 + 1 + 1 = 8 row tiles of 128
+    rows_tiles = [(c + 127) // 128 for c in counts]
+    total_m, npn = sum(rows_tiles), 3
+    offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
+    grid_tiles = (sum(counts) // 128 + 1 + len(counts)) * npn  # grid mode's upper bound
+    out = torch.full((grid_tiles, 2), -1, dtype=torch.int32)
+    _order_kernel[(grid_tiles,)](offsets, out, len(counts), npn, grid_tiles // npn, E_P2=8, BLOCK_M=128,
+                                GROUP_M=group_m)
+    real = [tuple(p) for p in out[: total_m * npn].tolist()]
+    assert sorted(real) == [(m, n) for m in range(total_m) for n in range(npn)]
+    if group_m == 0:
+        expert_of = [e for e, r in enumerate(rows_tiles) for _ in range(r)]
+        experts = [expert_of[m] for m, _ in real]
+        assert experts == sorted(experts)  # expert by expert
+        first = 0
+        for e, r in enumerate(rows_tiles):  # within an expert: rows fastest, then the next column
+            block = real[first * npn : (first + r) * npn]
+            assert block == [(first + i % r, i // r) for i in range(r * npn)], e
+            first += r
+        assert all(m >= total_m for m, _ in out[total_m * npn :].tolist())  # surplus programs exit
 
 
 HALF_TAIL_COUNTS = [0, 1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 0, 64]

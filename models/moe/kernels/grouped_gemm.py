@@ -81,6 +81,30 @@ def _swizzle(pid, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
+def _row_tile_order(tile, num_m_bound, num_pid_n, idx, tiles, cum, GROUP_M: tl.constexpr):
+    """(global row tile, column tile) of linear tile ``tile`` of a row-grouped kernel.
+
+    GROUP_M > 0: the grouped order over all row tiles (``_swizzle``, ``num_m_bound`` row tiles);
+    groups of GROUP_M row tiles cut across expert boundaries (~6.5 row tiles per expert at the
+    dots.llm1 shapes), so an expert's weight column tile is used by its rows in two groups, a wave
+    apart. GROUP_M == 0 ("egroup"): expert by expert, each expert's row tiles fastest, so each column
+    tile of an expert's weights is used by all of that expert's row tiles back to back. A tile past
+    the last one gets a row tile past the last expert, which ``_tile_lookup`` reports as empty."""
+    if GROUP_M > 0:
+        pid_m, pid_n = _swizzle(tile, num_m_bound, num_pid_n, GROUP_M)
+    else:
+        total_m = tl.sum(tiles, axis=0)
+        e = tl.sum((cum * num_pid_n <= tile).to(tl.int32), axis=0)
+        sel = idx == e
+        base = tl.sum(tl.where(sel, cum - tiles, 0), axis=0)  # the expert's first global row tile
+        rows = tl.maximum(tl.sum(tl.where(sel, tiles, 0), axis=0), 1)
+        local = tile - base * num_pid_n
+        pid_m = tl.where(tile < total_m * num_pid_n, base + local % rows, total_m)
+        pid_n = local // rows
+    return pid_m, pid_n
+
+
+@triton.jit
 def _tile_table(offs_ptr, E, E_P2: tl.constexpr, BLOCK_M: tl.constexpr):
     """Per-expert row starts, ends, row-tile counts and their inclusive prefix sum (on the device)."""
     idx = tl.arange(0, E_P2)
@@ -358,14 +382,15 @@ def _gate_up_kernel(
     if PERSISTENT:
         total_m = tl.sum(tiles, axis=0)
         for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
-            pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
+            pid_m, pid_n = _row_tile_order(tile, total_m, num_pid_n, idx, tiles, cum, GROUP_M)
             e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
                          STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
-        pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
+        pid_m, pid_n = _row_tile_order(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, tiles, cum,
+                                       GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
         if row0 < row_end:
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
@@ -418,7 +443,7 @@ def _mgrouped_kernel(
     if PERSISTENT:
         total_m = tl.sum(tiles, axis=0)
         for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
-            pid_m, pid_n = _swizzle(tile, total_m, num_pid_n, GROUP_M)
+            pid_m, pid_n = _row_tile_order(tile, total_m, num_pid_n, idx, tiles, cum, GROUP_M)
             e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
             _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
@@ -427,7 +452,8 @@ def _mgrouped_kernel(
                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT,
                           BLOCK_M, BLOCK_N, BLOCK_K)
     else:
-        pid_m, pid_n = _swizzle(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, GROUP_M)
+        pid_m, pid_n = _row_tile_order(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, tiles, cum,
+                                       GROUP_M)
         e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
         if row0 < row_end:
             _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
@@ -452,6 +478,7 @@ def _wgrad_kernel(
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
     HALF_TAIL, EPI_PTR and EPI_SPLIT are unused here (row tiles are over R, not over tokens)."""
+    tl.static_assert(GROUP_M > 0, "the weight-gradient kernel's tiles are per expert: GROUP_M must be > 0")
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
     per_e = num_r * num_c
@@ -489,7 +516,9 @@ def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, gr
     no shared-memory staging, so persistent configs that otherwise do not fit do (experimental:
     sweep candidates, not yet in the lists); ``split``: EPI_SPLIT, the row-grouped kernels' TMA
     epilogue runs over ``split`` column chunks of the tile one after another (fewer live registers for
-    the SwiGLU backward, smaller staging buffers); ``extra``: kernel-specific constexprs."""
+    the SwiGLU backward, smaller staging buffers); ``group=0`` ("egroup"): the row-grouped kernels
+    walk their tiles expert by expert (``_row_tile_order``) instead of in groups of ``group`` row
+    tiles; ``extra``: kernel-specific constexprs."""
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
          "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, "EPI_PTR": epi_ptr, "EPI_SPLIT": split,
@@ -503,7 +532,8 @@ def config_name(cfg: triton.Config) -> str:
     kw = cfg.kwargs
     flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
                              ("half", kw["HALF_TAIL"]), ("epi_ptr", kw["EPI_PTR"]),
-                             (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1)) if on]
+                             (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1), ("egroup", kw["GROUP_M"] == 0))
+             if on]
     return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
 
 
@@ -601,10 +631,18 @@ WGRAD_CONFIGS = [
 # BLOCK_K = 128 in two stages and 256-row tiles. H200 sweep at 16K tokens: every one lost to the
 # lists' best (dh 256x128 grid split2 451 vs 128x256 half split2 471; down 505 vs 561; dx 513 vs 587;
 # dw13 544 vs 561; gate/up 418-451 vs 570-582), so they stay here, as sweep and test candidates.
+# Also session 5, not yet measured: "egroup" (group=0) versions of the lists' best row-grouped
+# configs. The H200 breakdown (README) has the kernels as fast as cuBLAS as dense GEMMs but 9-15%
+# slower grouped with balanced routing, as if weight streaming were not hidden; grouped ordering
+# over global row tiles splits most experts' rows across two groups a wave apart, so their weight
+# tiles may be read from HBM twice. Expert-by-expert order reads them once.
 EXPERIMENTAL_CONFIGS = {
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True),
-                        _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4)],
+                        _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4),
+                        _cfg(128, 128, 8, 4, group=0), _cfg(128, 128, 8, 4, half=True, group=0)],
     "MGROUPED_CONFIGS": [
+        _cfg(128, 256, 8, 3, split=2, group=0), _cfg(128, 256, 8, 3, persistent=True, split=2, group=0),
+        _cfg(128, 256, 8, 3, persistent=True, split=4, group=0), _cfg(128, 256, 8, 3, half=True, split=2, group=0),
         _cfg(256, 128, 8, 3, split=2), _cfg(256, 128, 8, 3, persistent=True, split=2),
         _cfg(256, 128, 8, 3, persistent=True, half=True, split=2), _cfg(128, 256, 8, 4, persistent=True, split=4),
         _cfg(256, 128, 8, 4, persistent=True, split=2), _cfg(128, 256, 8, 2, persistent=True, split=2, bk=128),
