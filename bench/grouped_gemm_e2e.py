@@ -15,6 +15,9 @@ reports the spread: every run leaves an early loss plateau at a step set by the 
 arithmetic, so one seed says little about a bias. ``--from-step S`` runs the first S steps once
 (reference path) and forks every path from that checkpoint, so the paths are compared from the same
 state after the router has balanced (the curves then differ only by the expert arithmetic).
+``--impls ...,reference_fp32`` adds a run of the reference path without bf16 autocast and reports
+every path's distance from it (``loss_abs_diff_vs_fp32_*``), the bf16 reference's included: how far
+each bf16 path is from exact arithmetic, next to how far bf16 itself is.
 """
 
 from __future__ import annotations
@@ -57,10 +60,16 @@ def make_shards(folder: Path, tokens: int, vocab: int, seed: int = 0, successors
     write_index(str(folder), build_index(info, "synthetic", writer.close()))
 
 
+FP32 = "_fp32"  # an --impls suffix: the path without bf16 autocast
+
+
 def run_trainer(impl: str, data: Path, out: Path, config: str, steps: int, extra: list[str],
                 resume: bool = False) -> list[dict]:
     """One trainer run with ``DOTS_GROUPED_MLP=impl``; its logged metrics. ``resume``: continue from
-    the checkpoint in ``out`` (else a checkpoint there is an error)."""
+    the checkpoint in ``out`` (else a checkpoint there is an error). An ``impl`` ending in ``_fp32``
+    (``reference_fp32``) runs that path without bf16 autocast (``train.bf16=false``)."""
+    if impl.endswith(FP32):
+        impl, extra = impl[: -len(FP32)], extra + ["--set", "train.bf16=false"]
     env = dict(os.environ, DOTS_GROUPED_MLP=impl, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "jobs.train_moe", "--data", str(data), "--config", config, "--steps", str(steps),
            "--out", str(out), *([] if resume else ["--no-resume"]), "--set", "train.ckpt_every=0", *extra]
@@ -126,6 +135,18 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
         summary[impl]["loss_abs_diff_vs_reference_aligned_mean"] = (
             aligned_distance(li, lr_, esc_i, esc_r) if esc_i is not None and esc_r is not None else None)
         summary[impl]["speedup_vs_reference"] = summary[impl]["tokens_per_s"] / summary["reference"]["tokens_per_s"]
+    exact = "reference" + FP32
+    if exact in runs:  # every path against the fp32 run of the reference path, the bf16 reference included
+        lf = np.array([r["loss"] for r in runs[exact]])
+        for impl in runs:
+            if impl == exact:
+                continue
+            li = np.array([r["loss"] for r in runs[impl]])
+            n = min(len(li), len(lf))
+            diff = np.abs(li[:n] - lf[:n])
+            summary[impl]["loss_abs_diff_vs_fp32_max"] = float(diff.max())
+            summary[impl]["loss_abs_diff_vs_fp32_mean"] = float(diff.mean())
+            summary[impl]["loss_abs_diff_vs_fp32_last50_mean"] = float(diff[-50:].mean())
     return summary
 
 
@@ -159,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocab", type=int, default=32768)
     ap.add_argument("--tokens", type=int, default=16 << 20, help="synthetic corpus size")
     ap.add_argument("--set", action="append", default=[], help="extra trainer overrides (train.micro_batch=8)")
-    ap.add_argument("--impls", default="fused,reference,grouped_mm", help="first = measured, 'reference' required")
+    ap.add_argument("--impls", default="fused,reference,grouped_mm",
+                    help="first = measured, 'reference' required; 'reference_fp32' adds the reference path "
+                         "without bf16 autocast, and every path's distance from it")
     ap.add_argument("--seeds", default=None,
                     help="comma-separated train.seed values: one comparison per seed, then the spread of the "
                          "distances over seeds (the curves' plateau escape makes one seed a weak test)")
@@ -187,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             if impl == "reference":
                 continue
             for key in ("loss_abs_diff_vs_reference_mean", "loss_abs_diff_vs_reference_last50_mean",
-                        "loss_abs_diff_vs_reference_aligned_mean", "speedup_vs_reference"):
-                vals = [v for s in seeds if (v := summary["per_seed"][s][impl][key]) is not None]
+                        "loss_abs_diff_vs_reference_aligned_mean", "speedup_vs_reference",
+                        "loss_abs_diff_vs_fp32_mean"):
+                vals = [v for s in seeds if (v := summary["per_seed"][s][impl].get(key)) is not None]
                 if not vals:
                     continue
                 summary.setdefault(impl, {})[key] = {"median": float(np.median(vals)), "min": min(vals),

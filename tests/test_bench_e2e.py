@@ -48,6 +48,16 @@ def test_summarize_reports_speed_escape_and_both_distances():
     assert s["reference"]["load_imbalance_first_tenth"] == 10.0
 
 
+def test_summarize_measures_every_path_against_an_fp32_run():
+    ref, fused, exact = _curve(50, noise=0.005, seed=1), _curve(50, noise=0.005, seed=3), _curve(50, noise=0.0, seed=5)
+    s = summarize({"fused": _rows(fused, 300.0), "reference": _rows(ref, 100.0),
+                   "reference_fp32": _rows(exact, 20.0)})
+    for impl in ("fused", "reference"):
+        assert 0 < s[impl]["loss_abs_diff_vs_fp32_mean"] <= s[impl]["loss_abs_diff_vs_fp32_max"]
+    assert "loss_abs_diff_vs_fp32_mean" not in s["reference_fp32"]
+    assert "loss_abs_diff_vs_fp32_mean" not in summarize({"fused": _rows(fused, 3.0), "reference": _rows(ref, 1.0)})["fused"]
+
+
 @pytest.mark.slow
 def test_from_step_forks_every_path_from_one_checkpoint(tmp_path):
     """--from-step: the first steps run once, every path resumes from a copy of that checkpoint and
@@ -57,10 +67,15 @@ def test_from_step_forks_every_path_from_one_checkpoint(tmp_path):
 
     out = tmp_path / "e2e"
     rc = main(["--out", str(out), "--config", "conf/moe/tiny.yaml", "--steps", "16", "--from-step", "10",
-               "--vocab", "256", "--tokens", "60000", "--impls", "reference,auto", "--set", "train.num_workers=0"])
+               "--vocab", "256", "--tokens", "60000", "--impls", "reference,auto,reference_fp32",
+               "--set", "train.num_workers=0", "--set", "train.bf16=true"])
     assert rc == 0
     summary = json.loads((out / "e2e_summary.json").read_text())
     assert summary["auto"]["loss_abs_diff_vs_reference_max"] == 0.0
+    # the CPU trains in fp32 whatever train.bf16 says, so the fp32 run (train.bf16=false) is the same curve
+    assert summary["auto"]["loss_abs_diff_vs_fp32_max"] == 0.0 == summary["reference"]["loss_abs_diff_vs_fp32_max"]
+    assert json.loads((out / "reference_fp32" / "config.json").read_text())["train"]["bf16"] is False
+    assert json.loads((out / "reference" / "config.json").read_text())["train"]["bf16"] is True
     for impl in ("reference", "auto"):
         steps = [json.loads(line)["step"] for line in (out / impl / "metrics.jsonl").read_text().splitlines()]
         assert steps == list(range(1, 17)), steps  # the warm part (copied) then the continuation
