@@ -16,7 +16,7 @@ if os.environ.get("TRITON_INTERPRET") != "1":
 import triton  # noqa: E402 - only under TRITON_INTERPRET=1 (above)
 import triton.language as tl  # noqa: E402
 
-from models.moe.kernels.grouped_gemm import _row_tile_order, _tile_table  # noqa: E402
+from models.moe.kernels.grouped_gemm import _row_tile_order, _tile_at, _tile_table  # noqa: E402
 
 U_FP16 = 2.0**-11
 TOL = 4 * U_FP16  # as in the GPU tests (4 roundings' worth), for fp16 operands
@@ -72,7 +72,7 @@ def _pointer_path_configs(gg, name: str) -> list:
     seen, out = set(), []
     for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
         kw = cfg.kwargs
-        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0)
+        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0, kw["TILE_MAP"])
         if sig not in seen:
             seen.add(sig)
             out.append(cfg)
@@ -137,6 +137,50 @@ def test_row_tile_order_visits_every_tile_once(gg, group_m):
             assert block == [(first + i % r, i // r) for i in range(r * npn)], e
             first += r
         assert all(m >= total_m for m, _ in out[total_m * npn :].tolist())  # surplus programs exit
+
+
+@triton.jit
+def _tile_at_kernel(offs_ptr, tmap_ptr, out_ptr, E, NUM_PID_N, N_TILES, E_P2: tl.constexpr, BLOCK_M: tl.constexpr,
+                    GROUP_M: tl.constexpr, TILE_MAP: tl.constexpr):
+    """Writes ``_tile_at``'s (expert, first row, tile's first row, row end, column tile) per program."""
+    idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
+    t = tl.program_id(0)
+    e, start, row0, end, pid_n = _tile_at(t, N_TILES, NUM_PID_N, idx, starts, ends, tiles, cum, tmap_ptr,
+                                          GROUP_M, TILE_MAP, BLOCK_M)
+    tl.store(out_ptr + 5 * t, e)
+    tl.store(out_ptr + 5 * t + 1, start)
+    tl.store(out_ptr + 5 * t + 2, row0)
+    tl.store(out_ptr + 5 * t + 3, end)
+    tl.store(out_ptr + 5 * t + 4, pid_n)
+
+
+@pytest.mark.parametrize("block_m", [64, 128, 256])
+@pytest.mark.parametrize("group_m", [0, 8], ids=["egroup", "group8"])
+def test_tile_map_gives_the_same_tiles_as_the_reductions(gg, group_m, block_m):
+    """TILE_MAP (the per-row-tile table written by ``_fill_tile_map``) gives every tile the same
+    expert, rows and column as the per-tile reductions over the offsets, in both tile orders, and
+    marks grid mode's surplus tiles empty."""
+    counts = [130, 0, 5, 300, 0, 0, 128, 1, 64, 65]
+    e, npn = len(counts), 3
+    offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
+    m = int(offsets[-1])
+    tmap = gg._tile_map_buffer(m, e, "cpu")
+    gg._fill_tile_map(tmap, offsets, block_m)
+    bound = (m + block_m - 1) // block_m + e  # grid mode's row-tile bound
+    outs = {}
+    for use_map in (False, True):
+        out = torch.full((bound * npn, 5), -7, dtype=torch.int32)
+        _tile_at_kernel[(bound * npn,)](offsets, tmap, out, e, npn, bound, E_P2=16, BLOCK_M=block_m,
+                                        GROUP_M=group_m, TILE_MAP=use_map)
+        outs[use_map] = out
+    total = sum((c + block_m - 1) // block_m for c in counts) * npn
+    real = outs[False][:total] if group_m == 0 else outs[False][outs[False][:, 2] < outs[False][:, 3]]
+    assert len(real) == total
+    both_real = (outs[False][:, 2] < outs[False][:, 3]) | (outs[True][:, 2] < outs[True][:, 3])
+    assert torch.equal(outs[False][both_real], outs[True][both_real])
+    assert int(both_real.sum()) == total  # no surplus tile turned real, none lost
+    with pytest.raises(ValueError, match="BLOCK_M 32"):
+        gg._fill_tile_map(tmap, offsets, 32)
 
 
 HALF_TAIL_COUNTS = [0, 1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 0, 64]

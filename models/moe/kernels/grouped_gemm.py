@@ -129,6 +129,38 @@ def _tile_lookup(tile_m, idx, starts, ends, tiles, cum, BLOCK_M: tl.constexpr):
     return e, start, row0, end
 
 
+@triton.jit
+def _tile_at(tile, num_m_bound, num_pid_n, idx, starts, ends, tiles, cum, tmap_ptr,
+             GROUP_M: tl.constexpr, TILE_MAP: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Expert, its first row, the tile's first row, the expert's row end and the column tile of
+    linear tile ``tile`` of a row-grouped kernel (row0 >= end: no such tile, grid mode's surplus).
+
+    TILE_MAP: from the per-row-tile table that ``_fill_tile_map`` wrote before the launch ([expert,
+    first row, row end, the expert's first row tile] per global row tile): four scalar loads per tile
+    instead of the reductions over the E offsets that ``_tile_lookup`` (and the "egroup" order) do
+    per tile, which need cross-warp exchanges through shared memory at E = 128."""
+    if TILE_MAP:
+        if GROUP_M > 0:
+            pid_m, pid_n = _swizzle(tile, num_m_bound, num_pid_n, GROUP_M)
+            q = pid_m
+        else:  # expert by expert: an expert's tiles start at a multiple of num_pid_n
+            q = tile // num_pid_n
+        e = tl.load(tmap_ptr + 4 * q)
+        start = tl.load(tmap_ptr + 4 * q + 1)
+        end = tl.load(tmap_ptr + 4 * q + 2)
+        first = tl.load(tmap_ptr + 4 * q + 3)
+        if GROUP_M == 0:
+            rows = tl.maximum(tl.cdiv(end - start, BLOCK_M), 1)
+            local = tile - first * num_pid_n
+            pid_m = first + local % rows
+            pid_n = local // rows
+        row0 = start + (pid_m - first) * BLOCK_M
+    else:
+        pid_m, pid_n = _row_tile_order(tile, num_m_bound, num_pid_n, idx, tiles, cum, GROUP_M)
+        e, start, row0, end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+    return e, start, row0, end, pid_n
+
+
 # ----------------------------------------------------------------------------------------------
 # tiles
 
@@ -368,12 +400,12 @@ def _gate_up_any(
 @triton.jit
 def _gate_up_kernel(
     x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2, u_desc2,
-    act_ptr, h_ptr, offs_ptr,
+    act_ptr, h_ptr, offs_ptr, tmap_ptr,
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
+    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
@@ -382,16 +414,15 @@ def _gate_up_kernel(
     if PERSISTENT:
         total_m = tl.sum(tiles, axis=0)
         for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
-            pid_m, pid_n = _row_tile_order(tile, total_m, num_pid_n, idx, tiles, cum, GROUP_M)
-            e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+            e, start, row0, row_end, pid_n = _tile_at(tile, total_m, num_pid_n, idx, starts, ends, tiles, cum,
+                                                      tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
                          STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
-        pid_m, pid_n = _row_tile_order(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, tiles, cum,
-                                       GROUP_M)
-        e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+        e, start, row0, row_end, pid_n = _tile_at(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, starts,
+                                                  ends, tiles, cum, tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
         if row0 < row_end:
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
@@ -425,12 +456,12 @@ def _mgrouped_any(
 @triton.jit
 def _mgrouped_kernel(
     a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
-    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr, offs_ptr,
+    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr, offs_ptr, tmap_ptr,
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
     E_P2: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
-    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
+    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
@@ -443,8 +474,8 @@ def _mgrouped_kernel(
     if PERSISTENT:
         total_m = tl.sum(tiles, axis=0)
         for tile in tl.range(tl.program_id(0), total_m * num_pid_n, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
-            pid_m, pid_n = _row_tile_order(tile, total_m, num_pid_n, idx, tiles, cum, GROUP_M)
-            e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+            e, start, row0, row_end, pid_n = _tile_at(tile, total_m, num_pid_n, idx, starts, ends, tiles, cum,
+                                                      tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
             _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
@@ -452,9 +483,8 @@ def _mgrouped_kernel(
                           B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT,
                           BLOCK_M, BLOCK_N, BLOCK_K)
     else:
-        pid_m, pid_n = _row_tile_order(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, tiles, cum,
-                                       GROUP_M)
-        e, start, row0, row_end = _tile_lookup(pid_m, idx, starts, ends, tiles, cum, BLOCK_M)
+        e, start, row0, row_end, pid_n = _tile_at(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, starts,
+                                                  ends, tiles, cum, tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
         if row0 < row_end:
             _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
                           a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
@@ -471,13 +501,13 @@ def _wgrad_kernel(
     stride_am, stride_bm, stride_ce, stride_cr,
     USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
+    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
-    HALF_TAIL, EPI_PTR and EPI_SPLIT are unused here (row tiles are over R, not over tokens)."""
+    HALF_TAIL, EPI_PTR, EPI_SPLIT and TILE_MAP are unused here (row tiles are over R, not over tokens)."""
     tl.static_assert(GROUP_M > 0, "the weight-gradient kernel's tiles are per expert: GROUP_M must be > 0")
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
@@ -508,7 +538,7 @@ def _wgrad_kernel(
 
 def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
          bk: int = _BLOCK_K, ws: bool = False, half: bool = False, epi_ptr: bool = False,
-         split: int = 1, **extra) -> triton.Config:
+         split: int = 1, tmap: bool = False, **extra) -> triton.Config:
     """A tile config. ``ws``: warp-specialised persistent loop (Triton's Hopper warp specialization
     needs an unflattened loop, so FLATTEN = not ws); ``half``: HALF_TAIL, experts' tails of <= bm/2
     rows run as half-height tiles (row-grouped kernels); ``epi_ptr``: EPI_PTR, the row-grouped kernels
@@ -518,12 +548,14 @@ def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, gr
     epilogue runs over ``split`` column chunks of the tile one after another (fewer live registers for
     the SwiGLU backward, smaller staging buffers); ``group=0`` ("egroup"): the row-grouped kernels
     walk their tiles expert by expert (``_row_tile_order``) instead of in groups of ``group`` row
-    tiles; ``extra``: kernel-specific constexprs."""
+    tiles; ``tmap``: TILE_MAP, the row-grouped kernels read each tile's expert and rows from a
+    per-row-tile table written before the launch (``_fill_tile_map``) instead of reducing over the
+    E offsets per tile; ``extra``: kernel-specific constexprs."""
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
          "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, "EPI_PTR": epi_ptr, "EPI_SPLIT": split,
-         **extra},
-        num_warps=warps, num_stages=stages, pre_hook=_set_desc_blocks,
+         "TILE_MAP": tmap, **extra},
+        num_warps=warps, num_stages=stages, pre_hook=_pre_launch,
     )
 
 
@@ -532,7 +564,8 @@ def config_name(cfg: triton.Config) -> str:
     kw = cfg.kwargs
     flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
                              ("half", kw["HALF_TAIL"]), ("epi_ptr", kw["EPI_PTR"]),
-                             (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1), ("egroup", kw["GROUP_M"] == 0))
+                             (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1), ("egroup", kw["GROUP_M"] == 0),
+                             ("tmap", kw["TILE_MAP"]))
              if on]
     return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
 
@@ -565,6 +598,45 @@ _DESC_BLOCKS = {
 # the row-grouped kernel's epilogue descriptors (their column block is BLOCK_N // EPI_SPLIT)
 _EPI_DESCS = {"c_desc", "hg_desc", "hu_desc", "dg_desc", "du_desc",
               "c_desc2", "hg_desc2", "hu_desc2", "dg_desc2", "du_desc2"}
+
+
+_MIN_BLOCK_M = 64  # the smallest row tile of any config: tile-map buffers are sized for it
+
+
+def _fill_tile_map(tmap: torch.Tensor, offsets: torch.Tensor, block_m: int) -> None:
+    """Write the row-grouped kernels' per-row-tile table for ``block_m``-row tiles into ``tmap``
+    (int32, 4 per row tile: expert, its first row, its row end, its first row tile), for every row
+    tile up to the buffer's capacity; tiles past the last real one get an empty entry (first row =
+    row end = 0). On the device, without a host synchronisation (TILE_MAP configs)."""
+    e = offsets.shape[0]
+    cap = tmap.numel() // 4
+    if block_m < _MIN_BLOCK_M:
+        raise ValueError(f"tile map: BLOCK_M {block_m} < {_MIN_BLOCK_M}, the smallest the buffers are sized for")
+    ends = offsets.to(torch.int64)
+    starts = torch.nn.functional.pad(ends[:-1], (1, 0))
+    tiles = (ends - starts + block_m - 1) // block_m
+    cum = torch.cumsum(tiles, 0)
+    q = torch.arange(cap, device=offsets.device)
+    ex = torch.searchsorted(cum, q, right=True)  # the first expert whose tiles end after row tile q
+    valid = ex < e
+    exc = ex.clamp(max=e - 1)
+    zero = torch.zeros_like(q)
+    table = torch.stack([torch.where(valid, exc, zero), torch.where(valid, starts[exc], zero),
+                         torch.where(valid, ends[exc], zero), torch.where(valid, cum[exc] - tiles[exc], q)], dim=1)
+    tmap.view(cap, 4).copy_(table)
+
+
+def _tile_map_buffer(m: int, e: int, device) -> torch.Tensor:
+    """Room for the tile map of any config: the grid-mode bound of row tiles at the smallest BLOCK_M."""
+    return torch.empty((triton.cdiv(m, _MIN_BLOCK_M) + e) * 4, device=device, dtype=torch.int32)
+
+
+def _pre_launch(nargs: dict) -> None:
+    """Autotune pre-hook (and the raw launch's): the tile map for TILE_MAP configs, then the TMA
+    descriptors' block shapes."""
+    if nargs.get("TILE_MAP"):
+        _fill_tile_map(nargs["tmap_ptr"], nargs["offs_ptr"], nargs["BLOCK_M"])
+    _set_desc_blocks(nargs)
 
 
 def _set_desc_blocks(nargs: dict) -> None:
@@ -635,11 +707,16 @@ WGRAD_CONFIGS = [
 # configs. The H200 breakdown (README) has the kernels as fast as cuBLAS as dense GEMMs but 9-15%
 # slower grouped with balanced routing, as if weight streaming were not hidden; grouped ordering
 # over global row tiles splits most experts' rows across two groups a wave apart, so their weight
-# tiles may be read from HBM twice. Expert-by-expert order reads them once.
+# tiles may be read from HBM twice. Expert-by-expert order reads them once. And "tmap" (TILE_MAP)
+# versions: each tile's expert and rows come from a per-row-tile table written before the launch
+# (four scalar loads) instead of reductions over the 128 offsets per tile (cross-warp exchanges
+# through shared memory), which the one-expert measurement does not pay (E_P2 = 1).
 EXPERIMENTAL_CONFIGS = {
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True),
                         _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4),
-                        _cfg(128, 128, 8, 4, group=0), _cfg(128, 128, 8, 4, half=True, group=0)],
+                        _cfg(128, 128, 8, 4, group=0), _cfg(128, 128, 8, 4, half=True, group=0),
+                        _cfg(128, 128, 8, 4, tmap=True), _cfg(128, 128, 8, 4, half=True, tmap=True),
+                        _cfg(128, 128, 8, 4, group=0, tmap=True)],
     "MGROUPED_CONFIGS": [
         _cfg(128, 256, 8, 3, split=2, group=0), _cfg(128, 256, 8, 3, persistent=True, split=2, group=0),
         _cfg(128, 256, 8, 3, persistent=True, split=4, group=0), _cfg(128, 256, 8, 3, half=True, split=2, group=0),
@@ -653,6 +730,10 @@ EXPERIMENTAL_CONFIGS = {
         _cfg(128, 256, 8, 3, persistent=True, half=True, split=4),
         _cfg(128, 256, 8, 3, ws=True, split=2), _cfg(128, 256, 8, 3, ws=True, split=4),
         _cfg(128, 256, 8, 3, ws=True, half=True, split=2),
+        _cfg(128, 256, 8, 3, persistent=True, split=2, tmap=True),
+        _cfg(128, 256, 8, 3, persistent=True, split=2, group=0, tmap=True),
+        _cfg(128, 256, 8, 3, persistent=True, split=4, tmap=True), _cfg(128, 256, 8, 3, half=True, split=2, tmap=True),
+        _cfg(128, 256, 8, 3, split=2, group=0, tmap=True),
     ],
     "WGRAD_CONFIGS": [_cfg(256, 128, 8, 3), _cfg(256, 128, 8, 3, persistent=True)],
 }
@@ -789,7 +870,7 @@ def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict, key: str
     nargs = dict(zip(raw.arg_names, args, strict=False))
     nargs.update(kwargs)
     nargs.update(cfg.kwargs)
-    _set_desc_blocks(nargs)
+    _pre_launch(nargs)
     raw[grid(cfg.kwargs)](*args, **kwargs, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
@@ -847,7 +928,8 @@ def gate_up_swiglu(
         descs += (_desc(x), act2) + ((_ragged(h[:, :n]), _ragged(h[:, n:])) if h is not None else (act2, act2))
     else:
         descs = (x, w13, act, act, act, x, act, act, act)
-    args = (x, w13, *descs, act, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(x),
+    args = (x, w13, *descs, act, h_arg, offsets, _tile_map_buffer(m, e, x.device), m, n, k, e, _m_bucket(m),
+            _num_sms(x),
             x.stride(0), w13.stride(0), w13.stride(1), act.stride(0), h_arg.stride(0))
     kwargs = dict(STORE_H=store_h, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0, E_P2=triton.next_power_of_2(e))
     key = kernel_tables.table_key("gate_up", m_bucket=_m_bucket(m), n=n, k=k, e=e, store_h=store_h)
@@ -887,7 +969,8 @@ def grouped_mm_fused(
             descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc, _desc(a), c2, c2, c2, c2, c2)
     else:
         descs = (a, b, c, c, c, c, c, a, c, c, c, c, c)
-    args = (a, b, *descs, c, h_arg, offsets, m, n, k, e, _m_bucket(m), _num_sms(a),
+    args = (a, b, *descs, c, h_arg, offsets, _tile_map_buffer(m, e, a.device), m, n, k, e, _m_bucket(m),
+            _num_sms(a),
             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0), h_arg.stride(0))
     kwargs = dict(B_KMAJOR=b_kmajor, SWIGLU_BWD=h is not None, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0,
                   E_P2=triton.next_power_of_2(e))

@@ -93,7 +93,7 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> tuple
         elif name in descs:
             sig[name] = descs[name]
         elif name.endswith("_ptr"):
-            sig[name] = "*i32" if name == "offs_ptr" else "*bf16"
+            sig[name] = "*i32" if name in ("offs_ptr", "tmap_ptr") else "*bf16"
         else:
             sig[name] = "i32"
     src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
