@@ -189,6 +189,7 @@ def _config_params() -> list:
             kind += "-epiptr" if cfg.kwargs.get("EPI_PTR") else ""
             kind += f"-split{cfg.kwargs['EPI_SPLIT']}" if cfg.kwargs.get("EPI_SPLIT", 1) > 1 else ""
             kind += "-ws" if cfg.kwargs.get("WS") else ""
+            kind += ("-egroup" if cfg.kwargs.get("GROUP_M") == 0 else "") + ("-tmap" if cfg.kwargs.get("TILE_MAP") else "")
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{kind}"
             out.append(pytest.param(name, j, id=f"{tag}-{cfg.kwargs['BLOCK_M']}x{cfg.kwargs['BLOCK_N']}"))
     return out
@@ -402,6 +403,35 @@ def test_autotuned_path_and_no_host_sync():
     assert torch.equal(again[0], got[0]), "same inputs, same kernels: the output must be bit-identical"
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["grid", "persistent"])
+def test_tile_map_configs_do_not_synchronise(persistent, monkeypatch):
+    """TILE_MAP configs write their tile table with torch ops before each launch: still no host
+    synchronisation, and right."""
+    import models.moe.kernels.grouped_gemm as gg
+
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    e, h, i = 8, 512, 256
+    counts = _routing(e, 4096, 1, torch.Generator().manual_seed(33))
+    x, w13, w2, offsets, dy = _inputs(e, h, i, counts, 33)
+    saved = list(gg.GATE_UP_CONFIGS), list(gg.MGROUPED_CONFIGS)
+    try:
+        gg.GATE_UP_CONFIGS[0] = gg._cfg(128, 128, 8, 4, tmap=True)
+        gg.MGROUPED_CONFIGS[0] = gg._cfg(128, 256, 8, 3, persistent=persistent, split=2, group=0, tmap=True)
+        got = _fused(x, w13, w2, offsets, dy)  # compiles (that synchronises); the next call must not
+        want = _loop_reference(x, w13, w2, counts, dy)
+        for name, g, w in zip(("y", "dx", "dw13", "dw2"), got, want):
+            assert _rel(g, w) <= TOL, name
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            again = _fused(x, w13, w2, offsets, dy)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert torch.equal(again[0], got[0])
+    finally:
+        gg.GATE_UP_CONFIGS[:], gg.MGROUPED_CONFIGS[:] = saved
+
+
 def test_dispatcher_uses_fused_on_cuda(monkeypatch):
     """models.moe.experts.grouped_mlp picks the fused kernels on CUDA and matches its reference."""
     experts = pytest.importorskip("models.moe.experts", reason="models.moe.experts not written yet")
@@ -457,6 +487,7 @@ def _ws_and_default_configs() -> list:
             kw = cfg.kwargs
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{'ws' if kw['WS'] else 'pers' if kw['PERSISTENT'] else 'grid'}"
             tag += ("-half" if kw["HALF_TAIL"] else "") + ("-epiptr" if kw["EPI_PTR"] else "")
+            tag += ("-egroup" if kw["GROUP_M"] == 0 else "") + ("-tmap" if kw["TILE_MAP"] else "")
             out.append(pytest.param(name, cfg, id=f"{tag}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"))
     return out
 
