@@ -603,27 +603,36 @@ _EPI_DESCS = {"c_desc", "hg_desc", "hu_desc", "dg_desc", "du_desc",
 _MIN_BLOCK_M = 64  # the smallest row tile of any config: tile-map buffers are sized for it
 
 
+@triton.jit
+def _tile_map_kernel(offs_ptr, tmap_ptr, E, CAP, E_P2: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr):
+    """Rows [BLOCK_Q * pid, ...) of the tile map: per global row tile q, [expert, first row, row end,
+    the expert's first row tile]; past the last real tile [0, 0, 0, q] (empty)."""
+    idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
+    q = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    before = cum[None, :] <= q[:, None]  # [BLOCK_Q, E_P2]: experts whose tiles all come before q
+    e = tl.sum(before.to(tl.int32), axis=1)
+    first = tl.sum(tl.where(before, tiles[None, :], 0), axis=1)
+    valid = e < E
+    ec = tl.minimum(e, E - 1)
+    end = tl.load(offs_ptr + ec)
+    start = tl.load(offs_ptr + ec - 1, mask=ec > 0, other=0)
+    inside = q < CAP
+    tl.store(tmap_ptr + 4 * q, tl.where(valid, ec, 0), mask=inside)
+    tl.store(tmap_ptr + 4 * q + 1, tl.where(valid, start, 0), mask=inside)
+    tl.store(tmap_ptr + 4 * q + 2, tl.where(valid, end, 0), mask=inside)
+    tl.store(tmap_ptr + 4 * q + 3, tl.where(valid, first, q), mask=inside)
+
+
 def _fill_tile_map(tmap: torch.Tensor, offsets: torch.Tensor, block_m: int) -> None:
     """Write the row-grouped kernels' per-row-tile table for ``block_m``-row tiles into ``tmap``
     (int32, 4 per row tile: expert, its first row, its row end, its first row tile), for every row
     tile up to the buffer's capacity; tiles past the last real one get an empty entry (first row =
-    row end = 0). On the device, without a host synchronisation (TILE_MAP configs)."""
-    e = offsets.shape[0]
-    cap = tmap.numel() // 4
+    row end = 0). One small kernel on the device, no host synchronisation (TILE_MAP configs)."""
     if block_m < _MIN_BLOCK_M:
         raise ValueError(f"tile map: BLOCK_M {block_m} < {_MIN_BLOCK_M}, the smallest the buffers are sized for")
-    ends = offsets.to(torch.int64)
-    starts = torch.nn.functional.pad(ends[:-1], (1, 0))
-    tiles = (ends - starts + block_m - 1) // block_m
-    cum = torch.cumsum(tiles, 0)
-    q = torch.arange(cap, device=offsets.device)
-    ex = torch.searchsorted(cum, q, right=True)  # the first expert whose tiles end after row tile q
-    valid = ex < e
-    exc = ex.clamp(max=e - 1)
-    zero = torch.zeros_like(q)
-    table = torch.stack([torch.where(valid, exc, zero), torch.where(valid, starts[exc], zero),
-                         torch.where(valid, ends[exc], zero), torch.where(valid, cum[exc] - tiles[exc], q)], dim=1)
-    tmap.view(cap, 4).copy_(table)
+    e, cap = offsets.shape[0], tmap.numel() // 4
+    _tile_map_kernel[(triton.cdiv(cap, 128),)](offsets, tmap, e, cap, E_P2=triton.next_power_of_2(e),
+                                               BLOCK_M=block_m, BLOCK_Q=128)
 
 
 def _tile_map_buffer(m: int, e: int, device) -> torch.Tensor:
