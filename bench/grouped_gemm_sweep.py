@@ -35,17 +35,9 @@ def candidates(gg) -> dict[str, list]:
     extra_mg = [c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, half=True)]
     extra_wg = [c(128, 256, 8, 3, ws=True)]
 
-    def merged(lst, extra):
-        out, seen = [], set()
-        for cfg in gg.table_candidates(lst) + extra:
-            if gg.config_name(cfg) not in seen:
-                seen.add(gg.config_name(cfg))
-                out.append(cfg)
-        return out
-
-    gate_up = merged(gg.GATE_UP_CONFIGS, extra_gate_up)
-    mg = merged(gg.MGROUPED_CONFIGS, extra_mg)
-    wg = merged(gg.WGRAD_CONFIGS, extra_wg)
+    gate_up = gg.unique_by_name(gg.table_candidates(gg.GATE_UP_CONFIGS) + extra_gate_up)
+    mg = gg.unique_by_name(gg.table_candidates(gg.MGROUPED_CONFIGS) + extra_mg)
+    wg = gg.unique_by_name(gg.table_candidates(gg.WGRAD_CONFIGS) + extra_wg)
     return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg + [c(64, 256, 4, 3)], "dx": mg,
             "dw13": wg, "dw2": wg, "dw2_untransposed": wg}
 

@@ -70,7 +70,7 @@ def _pointer_path_configs(gg, name: str) -> list:
     """The configs of a list (with the warp-specialised and experimental ones) that differ on the
     pointer path: the epilogue flags only change the TMA path."""
     seen, out = set(), []
-    for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
+    for cfg in gg.table_candidates(getattr(gg, name)):
         kw = cfg.kwargs
         sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0, kw["TILE_MAP"])
         if sig not in seen:

@@ -819,6 +819,18 @@ LAST_LAUNCH: dict = {}
 _TABLES: dict[tuple[int, str], tuple[dict[str, str], dict]] = {}
 
 
+def unique_by_name(configs: list) -> list:
+    """``configs`` without repeats (by ``config_name``), in order."""
+    seen: set[str] = set()
+    out = []
+    for cfg in configs:
+        name = config_name(cfg)
+        if name not in seen:
+            seen.add(name)
+            out.append(cfg)
+    return out
+
+
 def table_candidates(configs: list) -> list:
     """The configs a tuned table may name for the kernel whose autotuning list is ``configs``: the
     list, then its warp-specialised and experimental candidates (deduplicated by name). Every one of
@@ -828,12 +840,7 @@ def table_candidates(configs: list) -> list:
     for name, lst in (("GATE_UP_CONFIGS", GATE_UP_CONFIGS), ("MGROUPED_CONFIGS", MGROUPED_CONFIGS),
                       ("WGRAD_CONFIGS", WGRAD_CONFIGS)):
         if configs is lst:
-            out, seen = [], set()
-            for cfg in list(lst) + WS_CONFIGS[name] + EXPERIMENTAL_CONFIGS.get(name, []):
-                if config_name(cfg) not in seen:
-                    seen.add(config_name(cfg))
-                    out.append(cfg)
-            return out
+            return unique_by_name(list(lst) + WS_CONFIGS[name] + EXPERIMENTAL_CONFIGS.get(name, []))
     return list(configs)
 
 

@@ -127,15 +127,7 @@ def candidates() -> dict[str, list]:
     experimental candidates (deduplicated by name, list order first)."""
     from models.moe.kernels import grouped_gemm as gg
 
-    out = {}
-    for name in VARIANTS:
-        seen, cfgs = set(), []
-        for cfg in getattr(gg, name) + gg.WS_CONFIGS[name] + gg.EXPERIMENTAL_CONFIGS.get(name, []):
-            if gg.config_name(cfg) not in seen:
-                seen.add(gg.config_name(cfg))
-                cfgs.append(cfg)
-        out[name] = cfgs
-    return out
+    return {name: gg.table_candidates(getattr(gg, name)) for name in VARIANTS}
 
 
 def check_all() -> list[Result]:
