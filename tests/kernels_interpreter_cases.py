@@ -183,6 +183,20 @@ def test_tile_map_gives_the_same_tiles_as_the_reductions(gg, group_m, block_m):
         gg._fill_tile_map(tmap, offsets, 32)
 
 
+def test_tile_map_buffer_only_for_configs_that_read_it(gg):
+    """Launches whose configs do not read the tile map keep the wrappers' placeholder (nothing is
+    allocated); a TILE_MAP config gets a buffer sized for the grid-mode bound at 64-row tiles."""
+    offsets = torch.tensor([100, 300, 301], dtype=torch.int32)
+    args = (torch.zeros(1), offsets, offsets, 301, 3)
+    raw = _FakeKernel(["x", "offs_ptr", "tmap_ptr", "M", "E"])
+    plain, mapped = gg._cfg(128, 256, 8, 3), gg._cfg(128, 256, 8, 3, tmap=True)
+    assert gg._with_tile_map(raw, args, [plain]) is args
+    got = gg._with_tile_map(raw, args, [plain, mapped])
+    assert got[2] is not offsets and got[2].dtype == torch.int32 and got[2].numel() == ((301 + 63) // 64 + 3) * 4
+    assert got[:2] == args[:2] and got[3:] == args[3:]
+    assert gg._with_tile_map(_FakeKernel(["a"]), args, [mapped]) is args  # a kernel without the slot
+
+
 HALF_TAIL_COUNTS = [0, 1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 0, 64]
 
 

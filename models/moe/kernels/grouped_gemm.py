@@ -870,6 +870,18 @@ def _table_config(t: torch.Tensor, key: str, configs: list) -> triton.Config | N
         "re-run python -m bench.grouped_gemm_sweep --write-table auto, or set DOTS_GG_TUNED=0")
 
 
+def _with_tile_map(raw, args: tuple, may_run: list) -> tuple:
+    """``args`` with a tile-map buffer in the ``tmap_ptr`` slot where one of the configs that may run
+    reads it (TILE_MAP); the wrappers pass the offsets there as a placeholder that the other configs
+    never dereference, so launches without TILE_MAP allocate nothing."""
+    if "tmap_ptr" not in raw.arg_names or not any(c.kwargs.get("TILE_MAP") for c in may_run):
+        return args
+    names = raw.arg_names
+    i = names.index("tmap_ptr")
+    buf = _tile_map_buffer(args[names.index("M")], args[names.index("E")], args[0].device)
+    return args[:i] + (buf,) + args[i + 1:]
+
+
 def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict, key: str) -> None:
     """Launch the config the device's tuned table names for ``key`` (TMA path), else the autotuned
     kernel; with autotuning off, the first config of the list."""
@@ -878,11 +890,12 @@ def _launch(tuned, raw, configs: list, grid, args: tuple, kwargs: dict, key: str
         cfg = _table_config(args[0], key, configs) if kwargs["USE_TMA"] else None
         LAST_LAUNCH["config"] = config_name(cfg) if cfg is not None else "autotuned"
         if cfg is None:
-            tuned[grid](*args, **kwargs)
+            tuned[grid](*_with_tile_map(raw, args, configs), **kwargs)
             return
     else:
         cfg = configs[0]
         LAST_LAUNCH["config"] = config_name(cfg)
+    args = _with_tile_map(raw, args, [cfg])
     nargs = dict(zip(raw.arg_names, args, strict=False))
     nargs.update(kwargs)
     nargs.update(cfg.kwargs)
@@ -944,8 +957,8 @@ def gate_up_swiglu(
         descs += (_desc(x), act2) + ((_ragged(h[:, :n]), _ragged(h[:, n:])) if h is not None else (act2, act2))
     else:
         descs = (x, w13, act, act, act, x, act, act, act)
-    args = (x, w13, *descs, act, h_arg, offsets, _tile_map_buffer(m, e, x.device), m, n, k, e, _m_bucket(m),
-            _num_sms(x),
+    # the offsets twice: the second is the tile-map placeholder (_launch swaps in a buffer for TILE_MAP)
+    args = (x, w13, *descs, act, h_arg, offsets, offsets, m, n, k, e, _m_bucket(m), _num_sms(x),
             x.stride(0), w13.stride(0), w13.stride(1), act.stride(0), h_arg.stride(0))
     kwargs = dict(STORE_H=store_h, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0, E_P2=triton.next_power_of_2(e))
     key = kernel_tables.table_key("gate_up", m_bucket=_m_bucket(m), n=n, k=k, e=e, store_h=store_h)
@@ -985,8 +998,8 @@ def grouped_mm_fused(
             descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc, _desc(a), c2, c2, c2, c2, c2)
     else:
         descs = (a, b, c, c, c, c, c, a, c, c, c, c, c)
-    args = (a, b, *descs, c, h_arg, offsets, _tile_map_buffer(m, e, a.device), m, n, k, e, _m_bucket(m),
-            _num_sms(a),
+    # the offsets twice: the second is the tile-map placeholder (_launch swaps in a buffer for TILE_MAP)
+    args = (a, b, *descs, c, h_arg, offsets, offsets, m, n, k, e, _m_bucket(m), _num_sms(a),
             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0), h_arg.stride(0))
     kwargs = dict(B_KMAJOR=b_kmajor, SWIGLU_BWD=h is not None, USE_TMA=tma, EVEN_K=k % _BLOCK_K == 0,
                   E_P2=triton.next_power_of_2(e))
