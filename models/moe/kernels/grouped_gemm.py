@@ -81,6 +81,15 @@ def _swizzle(pid, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
+def _expert_major(tile, first, rows, num_pid_n):
+    """(global row tile, column tile) of ``tile`` in the expert-by-expert order, for the expert whose
+    row tiles are [first, first + rows) and whose tiles start at linear tile first * num_pid_n: its
+    row tiles fastest, then its next column tile."""
+    local = tile - first * num_pid_n
+    return first + local % rows, local // rows
+
+
+@triton.jit
 def _row_tile_order(tile, num_m_bound, num_pid_n, idx, tiles, cum, GROUP_M: tl.constexpr):
     """(global row tile, column tile) of linear tile ``tile`` of a row-grouped kernel.
 
@@ -98,9 +107,8 @@ def _row_tile_order(tile, num_m_bound, num_pid_n, idx, tiles, cum, GROUP_M: tl.c
         sel = idx == e
         base = tl.sum(tl.where(sel, cum - tiles, 0), axis=0)  # the expert's first global row tile
         rows = tl.maximum(tl.sum(tl.where(sel, tiles, 0), axis=0), 1)
-        local = tile - base * num_pid_n
-        pid_m = tl.where(tile < total_m * num_pid_n, base + local % rows, total_m)
-        pid_n = local // rows
+        pid_m, pid_n = _expert_major(tile, base, rows, num_pid_n)
+        pid_m = tl.where(tile < total_m * num_pid_n, pid_m, total_m)
     return pid_m, pid_n
 
 
@@ -150,10 +158,7 @@ def _tile_at(tile, num_m_bound, num_pid_n, idx, starts, ends, tiles, cum, tmap_p
         end = tl.load(tmap_ptr + 4 * q + 2)
         first = tl.load(tmap_ptr + 4 * q + 3)
         if GROUP_M == 0:
-            rows = tl.maximum(tl.cdiv(end - start, BLOCK_M), 1)
-            local = tile - first * num_pid_n
-            pid_m = first + local % rows
-            pid_n = local // rows
+            pid_m, pid_n = _expert_major(tile, first, tl.maximum(tl.cdiv(end - start, BLOCK_M), 1), num_pid_n)
         row0 = start + (pid_m - first) * BLOCK_M
     else:
         pid_m, pid_n = _row_tile_order(tile, num_m_bound, num_pid_n, idx, tiles, cum, GROUP_M)
