@@ -102,6 +102,15 @@ def aligned_distance(li: np.ndarray, lr: np.ndarray, esc_i: int, esc_r: int) -> 
     return float(np.abs(li[t + shift] - lr[t]).mean())
 
 
+def _distances(li: np.ndarray, lref: np.ndarray, against: str) -> dict:
+    """Step-by-step |loss| distance of curve ``li`` from ``lref`` (over their common steps): max,
+    mean, and mean over the last 50 steps, keyed ``loss_abs_diff_vs_<against>_*``."""
+    n = min(len(li), len(lref))
+    diff = np.abs(li[:n] - lref[:n])
+    p = f"loss_abs_diff_vs_{against}"
+    return {f"{p}_max": float(diff.max()), f"{p}_mean": float(diff.mean()), f"{p}_last50_mean": float(diff[-50:].mean())}
+
+
 def summarize(runs: dict[str, list[dict]]) -> dict:
     """Speeds (medians after the first tenth of the steps) and each path's loss distance from the
     reference path's curve: step by step, and aligned at the plateau escape (``escape_step``).
@@ -125,12 +134,8 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
         if impl == "reference":
             continue
         li = np.array([r["loss"] for r in runs[impl]])
-        n = min(len(li), len(lr_))
-        diff = np.abs(li[:n] - lr_[:n])
-        summary[impl]["loss_abs_diff_vs_reference_first12_max"] = float(diff[:12].max())
-        summary[impl]["loss_abs_diff_vs_reference_max"] = float(diff.max())
-        summary[impl]["loss_abs_diff_vs_reference_mean"] = float(diff.mean())
-        summary[impl]["loss_abs_diff_vs_reference_last50_mean"] = float(diff[-50:].mean())
+        summary[impl]["loss_abs_diff_vs_reference_first12_max"] = float(np.abs(li[:12] - lr_[:12]).max())
+        summary[impl].update(_distances(li, lr_, "reference"))
         esc_i, esc_r = summary[impl]["escape_step"], summary["reference"]["escape_step"]
         summary[impl]["loss_abs_diff_vs_reference_aligned_mean"] = (
             aligned_distance(li, lr_, esc_i, esc_r) if esc_i is not None and esc_r is not None else None)
@@ -141,12 +146,7 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
         for impl in runs:
             if impl == exact:
                 continue
-            li = np.array([r["loss"] for r in runs[impl]])
-            n = min(len(li), len(lf))
-            diff = np.abs(li[:n] - lf[:n])
-            summary[impl]["loss_abs_diff_vs_fp32_max"] = float(diff.max())
-            summary[impl]["loss_abs_diff_vs_fp32_mean"] = float(diff.mean())
-            summary[impl]["loss_abs_diff_vs_fp32_last50_mean"] = float(diff[-50:].mean())
+            summary[impl].update(_distances(np.array([r["loss"] for r in runs[impl]]), lf, "fp32"))
     return summary
 
 
