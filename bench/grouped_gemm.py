@@ -58,6 +58,23 @@ def dense_mlp(x, w1, w2):
     return torch.mm(torch.mm(x, w1)[:, :inter], w2)  # [M,H]x[H,2I], then [M,I]x[I,H]: 6*M*H*I
 
 
+def _paths(x, dy, w13, w2, w1d, w2d, offs) -> dict:
+    """Path name -> (forward, forward+backward, the tensors whose grads to reset between calls)."""
+    from models.moe.kernels import grouped_mlp_fused
+
+    xg, w13g, w2g = (t.detach().clone().requires_grad_() for t in (x, w13, w2))
+    xd, w1g, w2dg = (t.detach().clone().requires_grad_() for t in (x, w1d, w2d))
+    paths = {
+        "fused": (lambda: grouped_mlp_fused(x, w13, w2, offs),
+                  lambda: grouped_mlp_fused(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g)),
+        "dense": (lambda: dense_mlp(x, w1d, w2d), lambda: dense_mlp(xd, w1g, w2dg).backward(dy), (xd, w1g, w2dg)),
+    }
+    if hasattr(torch, "_grouped_mm"):
+        paths["gmm"] = (lambda: grouped_mm_mlp(x, w13, w2, offs),
+                        lambda: grouped_mm_mlp(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
+    return paths
+
+
 def _time_paths(r: dict, x, dy, w13, w2, w1d, w2d, offs, bench, repeat: int = 1) -> None:
     """Forward and forward+backward times of the three paths into ``r`` (ms, TFLOP/s and ratios).
 
@@ -70,16 +87,8 @@ def _time_paths(r: dict, x, dy, w13, w2, w1d, w2d, offs, bench, repeat: int = 1)
 
     m, hid = x.shape
     inter = w2.shape[2]
-    xg, w13g, w2g = (t.detach().clone().requires_grad_() for t in (x, w13, w2))
-    xd, w1g, w2dg = (t.detach().clone().requires_grad_() for t in (x, w1d, w2d))
-    paths = {
-        "fused": (lambda: grouped_mlp_fused(x, w13, w2, offs),
-                  lambda: grouped_mlp_fused(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g)),
-        "dense": (lambda: dense_mlp(x, w1d, w2d), lambda: dense_mlp(xd, w1g, w2dg).backward(dy), (xd, w1g, w2dg)),
-    }
-    if hasattr(torch, "_grouped_mm"):
-        paths["gmm"] = (lambda: grouped_mm_mlp(x, w13, w2, offs),
-                        lambda: grouped_mm_mlp(xg, w13g, w2g, offs).backward(dy), (xg, w13g, w2g))
+    paths = _paths(x, dy, w13, w2, w1d, w2d, offs)
+    if "gmm" in paths:
         with torch.no_grad():
             y_f, y_g = grouped_mlp_fused(x, w13, w2, offs), grouped_mm_mlp(x, w13, w2, offs)
             r["err_vs_grouped_mm"] = ((y_f.float() - y_g.float()).norm() / y_g.float().norm()).item()
@@ -104,8 +113,79 @@ def _time_paths(r: dict, x, dy, w13, w2, w1d, w2d, offs, bench, repeat: int = 1)
         r["fused_fb_ms_spread"] = [min(times["fused_fb_ms"]), max(times["fused_fb_ms"])]
 
 
-def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict]:
-    """Rows for one token count (every routing); optionally a per-kernel breakdown."""
+def timeline_summary(trace: dict, iters: int) -> dict:
+    """GPU kernels of a profiler trace (Chrome trace JSON from ``torch.profiler``) of ``iters``
+    back-to-back calls: per call, the span from the first kernel's start to the last one's end,
+    the time kernels ran and the GPU's idle time between them; when every call launched the same
+    number of kernels, each launch's mean duration and mean idle time before it (calls after the
+    first). Idle time inside the span is what a call loses to the host (launch overhead, Python,
+    allocations) beyond the kernels themselves."""
+    ks = sorted((e for e in trace.get("traceEvents", []) if e.get("cat") == "kernel" and "dur" in e),
+                key=lambda e: e["ts"])
+    if not ks:
+        raise ValueError("the trace has no GPU kernel events")
+    span = ks[-1]["ts"] + ks[-1]["dur"] - ks[0]["ts"]
+    idle, end = 0.0, ks[0]["ts"]
+    gaps = []  # idle time before each kernel
+    for e in ks:
+        gaps.append(max(0.0, e["ts"] - end))
+        end = max(end, e["ts"] + e["dur"])
+    idle = sum(gaps)
+    busy = span - idle  # time at least one kernel ran (overlapping kernels counted once)
+    out = {"calls": iters, "span_ms_per_call": span / iters / 1e3, "kernel_ms_per_call": busy / iters / 1e3,
+           "idle_ms_per_call": idle / iters / 1e3, "kernels_per_call": len(ks) / iters}
+    if len(ks) % iters == 0:  # every call launched the same sequence: means by position in it
+        n = len(ks) // iters
+        out["sequence"] = [{"name": ks[i]["name"],
+                            "mean_ms": sum(ks[c * n + i]["dur"] for c in range(iters)) / iters / 1e3,
+                            "idle_before_ms": sum(gaps[c * n + i] for c in range(1, iters)) / max(iters - 1, 1) / 1e3}
+                           for i in range(n)]
+    return out
+
+
+def _timeline(paths: dict, iters: int = 5) -> dict:
+    """Each path's forward and forward+backward profiled over ``iters`` calls back to back (after a
+    warm-up; no cache flush, no synchronisation between calls), summarised by ``timeline_summary``,
+    plus the host's time to enqueue one call (``host_ms_per_call``: wall time of the calls without
+    the profiler, before the final synchronisation). Unlike ``do_bench``'s per-call timings, the
+    GPU time here is free of any wait for the host at a call's start."""
+    import tempfile
+    import time
+
+    from torch.profiler import ProfilerActivity, profile
+
+    out = {}
+    for p, (fwd, fb, grads) in paths.items():
+        def fb_call(fb=fb, grads=grads):
+            for t in grads:
+                t.grad = None
+            fb()
+
+        for kind, fn in (("fwd", fwd), ("fb", fb_call)):
+            with torch.set_grad_enabled(kind == "fb"):
+                for _ in range(3):
+                    fn()
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    fn()
+                host = (time.perf_counter() - t0) / iters * 1e3
+                torch.cuda.synchronize()
+                with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                    for _ in range(iters):
+                        fn()
+                    torch.cuda.synchronize()
+            with tempfile.NamedTemporaryFile(suffix=".json") as f:
+                prof.export_chrome_trace(f.name)
+                with open(f.name) as fh:
+                    trace = json.load(fh)
+            out[f"{p}_{kind}"] = {**timeline_summary(trace, iters), "host_ms_per_call": host}
+    return out
+
+
+def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bool = False) -> list[dict]:
+    """Rows for one token count (every routing); optionally a per-kernel breakdown and a profiled
+    timeline of the fused forward+backward (into the first row, key ``timeline``)."""
     from models.moe.kernels import grouped_gemm as gg
 
     dev = w13.device
@@ -125,6 +205,20 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool) -> list[dict
         rows.append(r)
         print(json.dumps(r), flush=True)
         torch.cuda.empty_cache()
+    if timeline:
+        counts = routing_counts(tokens, n_exp, k, args.routing.split(",")[0], gen)
+        tls = _timeline(_paths(x, dy, w13, w2, w1d, w2d, torch.cumsum(counts, 0).to(dev, torch.int32)))
+        flops = {"fwd": 6 * m * hid * inter, "fb": 18 * m * hid * inter}
+        print(f"timeline at {tokens} tokens (profiled, calls back to back): per call span = kernels + GPU idle, "
+              "host enqueue time, TFLOP/s over the span")
+        for name, t in tls.items():
+            tf = flops[name.rsplit("_", 1)[1]] / t["span_ms_per_call"] / 1e9
+            print(f"  {name:9s} {t['span_ms_per_call']:7.3f} = {t['kernel_ms_per_call']:7.3f} + "
+                  f"{t['idle_ms_per_call']:6.3f} ms, host {t['host_ms_per_call']:6.3f} ms, "
+                  f"{t['kernels_per_call']:4.0f} kernels, {tf:5.0f} TFLOP/s")
+            for v in t.get("sequence", []) if name == "fused_fb" else []:
+                print(f"      {v['mean_ms']:7.3f} ms after {v['idle_before_ms']:6.3f} ms idle  {v['name'][:80]}")
+        rows[0]["timeline"] = tls
     if breakdown:
         routing = args.routing.split(",")[0]
         counts = routing_counts(tokens, n_exp, k, routing, gen)
@@ -177,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="time the three paths this many rounds, interleaved; report medians")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel timings for the first size")
+    ap.add_argument("--timeline", action="store_true",
+                    help="profile fused forward+backward at the first size: kernel times and GPU idle gaps")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -197,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for n, tokens in enumerate(int(t) for t in args.tokens.split(",")):
-        rows += _bench_size(tokens, args, w13, w2, gen, bench, breakdown=args.breakdown and n == 0)
+        rows += _bench_size(tokens, args, w13, w2, gen, bench, breakdown=args.breakdown and n == 0,
+                            timeline=args.timeline and n == 0)
         torch.cuda.empty_cache()
 
     print()

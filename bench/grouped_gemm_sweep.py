@@ -1,7 +1,7 @@
 """Per-kernel tile-config sweep of the fused grouped-GEMM kernels (GPU; a tuning aid).
 
     python -m bench.grouped_gemm_sweep [--tokens 16384] [--routing uniform] [--roles all] [--json OUT]
-                                       [--exclude epi_ptr] [--write-table auto|PATH]
+                                       [--only egroup] [--exclude epi_ptr] [--write-table auto|PATH]
 
 Times every kernel role of ``models.moe.kernels`` (gate_up with and without the stored
 pre-activations, down, dh = d(act) with the SwiGLU backward, dx, dw13, dw2) at the dots.llm1 shapes
@@ -42,6 +42,19 @@ def candidates(gg) -> dict[str, list]:
             "dw13": wg, "dw2": wg, "dw2_untransposed": wg}
 
 
+def select(cfgs: list, name, only: str, exclude: str) -> list:
+    """The configs whose name (``name(cfg)``, space-separated words) has one of the comma-separated
+    words of ``only`` (all of them when it is empty) and none of those of ``exclude``."""
+    keep = [w for w in only.split(",") if w]
+    skip = [w for w in exclude.split(",") if w]
+    out = []
+    for c in cfgs:
+        words = name(c).split()
+        if (not keep or any(w in words for w in keep)) and not any(w in words for w in skip):
+            out.append(c)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=16384)
@@ -54,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--exclude", default="", metavar="WORD[,WORD]",
                     help="skip configs whose name contains one of these words (e.g. epi_ptr)")
+    ap.add_argument("--only", default="", metavar="WORD[,WORD]",
+                    help="time only configs whose name contains one of these words (e.g. egroup), then --exclude")
     ap.add_argument("--write-table", default=None, metavar="auto|PATH",
                     help="merge the fastest list config per kernel variant into this tuned table")
     args = ap.parse_args(argv)
@@ -91,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     wanted = list(roles) if args.roles == "all" else args.roles.split(",")
     cands = candidates(gg)
-    skip = [w for w in args.exclude.split(",") if w]
-    cands = {role: [c for c in cfgs if not any(w in gg.config_name(c).split() for w in skip)]
-             for role, cfgs in cands.items()}
+    cands = {role: select(cfgs, gg.config_name, args.only, args.exclude) for role, cfgs in cands.items()}
     rows = []
     print(f"device: {torch.cuda.get_device_name()}  tokens {args.tokens} {args.routing}  rows {m}", flush=True)
     keys, listed = {}, {}

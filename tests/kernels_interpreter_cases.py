@@ -72,7 +72,8 @@ def _pointer_path_configs(gg, name: str) -> list:
     seen, out = set(), []
     for cfg in gg.table_candidates(getattr(gg, name)):
         kw = cfg.kwargs
-        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0, kw["TILE_MAP"])
+        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0, kw["TILE_MAP"],
+               kw["HALF_N"])
         if sig not in seen:
             seen.add(sig)
             out.append(cfg)
@@ -222,6 +223,29 @@ def test_half_tail_tiles_at_boundaries(gg, persistent, monkeypatch):
             start += c
     finally:
         gg.GATE_UP_CONFIGS[:], gg.MGROUPED_CONFIGS[:] = saved
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["grid", "persistent"])
+@pytest.mark.parametrize("hidden,inter", [(320, 384), (256, 400)], ids=["half-width-last", "full-last"])
+def test_half_width_column_tiles(gg, persistent, hidden, inter, monkeypatch):
+    """HALF_N: a last column tile with <= BLOCK_N/2 columns left runs at half width. With 256-column
+    tiles, N = 320 and 384 end in such a tile (64 and 128 columns), N = 400 in a full-width one
+    (144 columns), N = 256 has none: every row-grouped GEMM (down N = hidden, dh N = inter, dx N =
+    hidden) gives the reference output and gradients, with half-height tail tiles on too."""
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    monkeypatch.setenv("DOTS_GG_PERSISTENT_PROGRAMS", "3")
+    counts = [70, 0, 3, 130]
+    x, w13, w2, offsets, dy = _inputs(counts, hidden, inter, 13)
+    want = _reference(x, w13, w2, counts, dy)
+    saved = list(gg.MGROUPED_CONFIGS)
+    try:
+        gg.MGROUPED_CONFIGS[0] = gg._cfg(128, 256, 8, 3, half=not persistent, persistent=persistent, split=2,
+                                         group=0, half_n=True)
+        got = _fused(gg, x, w13, w2, offsets, dy)
+        for name, g, w in zip(("y", "dx", "dw13", "dw2"), got, want):
+            assert _rel(g, w) <= TOL, name
+    finally:
+        gg.MGROUPED_CONFIGS[:] = saved
 
 
 def test_weight_grad_transposed_matches_plain(gg, monkeypatch):

@@ -25,3 +25,36 @@ def test_balanced_has_no_partial_tiles_at_dots_shapes_and_skewed_is_skewed():
     assert int(skew.max()) > 5 * int(uni.max())
     with pytest.raises(ValueError, match="balanced"):
         routing_counts(10, 4, 2, "zipf", None)
+
+
+def test_timeline_summary_counts_idle_time_between_kernels():
+    from bench.grouped_gemm import timeline_summary
+
+    def k(name, ts, dur):
+        return {"cat": "kernel", "name": name, "ts": ts, "dur": dur}
+
+    # two calls of [a, b]: 10 us idle before b in the first call, 5 us between the calls, b's 2nd
+    # launch overlaps a's end by 2 us (counted once as busy time, no negative idle)
+    trace = {"traceEvents": [k("a", 0, 100), k("b", 110, 50), {"cat": "cpu_op", "name": "x", "ts": 0, "dur": 999},
+                             k("a", 165, 100), k("b", 263, 40)]}
+    s = timeline_summary(trace, 2)
+    assert s["span_ms_per_call"] == (303 / 2) / 1e3
+    assert s["kernel_ms_per_call"] == (288 / 2) / 1e3
+    assert s["idle_ms_per_call"] == (15 / 2) / 1e3
+    assert s["kernels_per_call"] == 2
+    assert [k["name"] for k in s["sequence"]] == ["a", "b"] and s["sequence"][1]["mean_ms"] == 45 / 1e3
+    assert s["sequence"][0]["idle_before_ms"] == 5 / 1e3 and s["sequence"][1]["idle_before_ms"] == 0
+    assert "sequence" not in timeline_summary({"traceEvents": trace["traceEvents"][:4]}, 2)  # 3 kernels, 2 calls
+    with pytest.raises(ValueError, match="no GPU kernel"):
+        timeline_summary({"traceEvents": [{"cat": "cpu_op", "ts": 0, "dur": 1}]}, 1)
+
+
+def test_sweep_select_keeps_only_then_excludes_by_whole_words():
+    from bench.grouped_gemm_sweep import select
+
+    names = ["128x256x64 w8 s3 split2 egroup", "128x256x64 w8 s3 split2 egroup tmap", "128x256x64 w8 s3 pers",
+             "128x128x64 w8 s4 half egroup halfn"]
+    assert select(names, str, "", "") == names
+    assert select(names, str, "egroup", "tmap") == [names[0], names[3]]
+    assert select(names, str, "", "s3") == [names[3]]
+    assert select(names, str, "half", "") == [names[3]]  # "half" is a word of the last name only

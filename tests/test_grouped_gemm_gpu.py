@@ -190,6 +190,7 @@ def _config_params() -> list:
             kind += f"-split{cfg.kwargs['EPI_SPLIT']}" if cfg.kwargs.get("EPI_SPLIT", 1) > 1 else ""
             kind += "-ws" if cfg.kwargs.get("WS") else ""
             kind += ("-egroup" if cfg.kwargs.get("GROUP_M") == 0 else "") + ("-tmap" if cfg.kwargs.get("TILE_MAP") else "")
+            kind += "-halfn" if cfg.kwargs.get("HALF_N") else ""
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{kind}"
             out.append(pytest.param(name, j, id=f"{tag}-{cfg.kwargs['BLOCK_M']}x{cfg.kwargs['BLOCK_N']}"))
     return out
@@ -481,6 +482,7 @@ def _ws_and_default_configs() -> list:
             tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{'ws' if kw['WS'] else 'pers' if kw['PERSISTENT'] else 'grid'}"
             tag += ("-half" if kw["HALF_TAIL"] else "") + ("-epiptr" if kw["EPI_PTR"] else "")
             tag += ("-egroup" if kw["GROUP_M"] == 0 else "") + ("-tmap" if kw["TILE_MAP"] else "")
+            tag += "-halfn" if kw["HALF_N"] else ""
             out.append(pytest.param(name, cfg, id=f"{tag}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"))
     return out
 

@@ -410,10 +410,11 @@ def _gate_up_kernel(
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, E_P2: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
+    HALF_N: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """act[M, N] = silu(x @ Wg_e^T) * (x @ Wu_e^T); w [E, 2N, K]; optional h[M, 2N] = [g | u]."""
+    tl.static_assert(not HALF_N, "HALF_N: the row-grouped GEMM kernel only")
     num_pid_n = tl.cdiv(N, BLOCK_N)
     idx, starts, ends, tiles, cum = _tile_table(offs_ptr, E, E_P2, BLOCK_M)
     if PERSISTENT:
@@ -438,15 +439,28 @@ def _gate_up_kernel(
 @triton.jit
 def _mgrouped_any(
     a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
-    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, bh_desc, c_ptr, h_ptr,
     e, start, row0, row_end, n0, M, N, K,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
-    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
+    HALF_TAIL: tl.constexpr, HALF_N: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """One row tile; HALF_TAIL as in ``_gate_up_any``."""
-    if HALF_TAIL and row_end - row0 <= BLOCK_M // 2:
+    """One tile; HALF_TAIL as in ``_gate_up_any``. HALF_N: a last column tile with at most
+    BLOCK_N/2 columns left runs at half width (its B tiles through ``bh_desc``), at full height: the
+    dh GEMM has N = 1408 = 5.5 x 256 at the dots.llm1 shapes, so 1 of its 6 column tiles per row
+    tile is half empty (8% of its MMA work). The half-width tile runs its epilogue in EPI_SPLIT/2
+    chunks, which keeps the chunk width, and with it the epilogue descriptors' block, the same."""
+    if HALF_N and N - n0 <= BLOCK_N // 2:
+        if USE_TMA and not EPI_PTR:
+            tl.static_assert(EPI_SPLIT >= 2, "HALF_N with a TMA epilogue needs EPI_SPLIT >= 2")
+        half_split: tl.constexpr = (EPI_SPLIT + 1) // 2
+        _mgrouped_tile(a_ptr, b_ptr, a_desc, bh_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc, c_ptr, h_ptr,
+                       e, start, row0, row_end, n0, M, N, K,
+                       stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
+                       B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, EPI_PTR, half_split,
+                       BLOCK_M, BLOCK_N // 2, BLOCK_K)
+    elif HALF_TAIL and row_end - row0 <= BLOCK_M // 2:
         _mgrouped_tile(a_ptr, b_ptr, a_desc2, b_desc, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
                        e, start, row0, row_end, n0, M, N, K,
                        stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
@@ -461,12 +475,13 @@ def _mgrouped_any(
 @triton.jit
 def _mgrouped_kernel(
     a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
-    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr, offs_ptr, tmap_ptr,
+    a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, bh_desc, c_ptr, h_ptr, offs_ptr, tmap_ptr,
     M, N, K, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
     B_KMAJOR: tl.constexpr, SWIGLU_BWD: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr,
     E_P2: tl.constexpr, PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr,
-    HALF_TAIL: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
+    HALF_TAIL: tl.constexpr, HALF_N: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr,
+    TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[rows of e] = A[rows of e] @ B_e (B_e[k, n] at b + e*stride_be + k*stride_bk + n*stride_bn).
@@ -482,20 +497,20 @@ def _mgrouped_kernel(
             e, start, row0, row_end, pid_n = _tile_at(tile, total_m, num_pid_n, idx, starts, ends, tiles, cum,
                                                       tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
             _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
-                          a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+                          a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, bh_desc, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT,
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, HALF_N, EPI_PTR, EPI_SPLIT,
                           BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         e, start, row0, row_end, pid_n = _tile_at(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, starts,
                                                   ends, tiles, cum, tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
         if row0 < row_end:
             _mgrouped_any(a_ptr, b_ptr, a_desc, b_desc, c_desc, hg_desc, hu_desc, dg_desc, du_desc,
-                          a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, c_ptr, h_ptr,
+                          a_desc2, c_desc2, hg_desc2, hu_desc2, dg_desc2, du_desc2, bh_desc, c_ptr, h_ptr,
                           e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                           stride_am, stride_be, stride_bk, stride_bn, stride_cm, stride_hm,
-                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT,
+                          B_KMAJOR, SWIGLU_BWD, USE_TMA, EVEN_K, HALF_TAIL, HALF_N, EPI_PTR, EPI_SPLIT,
                           BLOCK_M, BLOCK_N, BLOCK_K)
 
 
@@ -506,13 +521,14 @@ def _wgrad_kernel(
     stride_am, stride_bm, stride_ce, stride_cr,
     USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
+    HALF_N: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
     HALF_TAIL, EPI_PTR, EPI_SPLIT and TILE_MAP are unused here (row tiles are over R, not over tokens)."""
+    tl.static_assert(not HALF_N, "HALF_N: the row-grouped GEMM kernel only")
     tl.static_assert(GROUP_M > 0, "the weight-gradient kernel's tiles are per expert: GROUP_M must be > 0")
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
@@ -543,7 +559,7 @@ def _wgrad_kernel(
 
 def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, group: int = 8,
          bk: int = _BLOCK_K, ws: bool = False, half: bool = False, epi_ptr: bool = False,
-         split: int = 1, tmap: bool = False, **extra) -> triton.Config:
+         split: int = 1, tmap: bool = False, half_n: bool = False, **extra) -> triton.Config:
     """A tile config. ``ws``: warp-specialised persistent loop (Triton's Hopper warp specialization
     needs an unflattened loop, so FLATTEN = not ws); ``half``: HALF_TAIL, experts' tails of <= bm/2
     rows run as half-height tiles (row-grouped kernels); ``epi_ptr``: EPI_PTR, the row-grouped kernels
@@ -555,11 +571,12 @@ def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, gr
     walk their tiles expert by expert (``_row_tile_order``) instead of in groups of ``group`` row
     tiles; ``tmap``: TILE_MAP, the row-grouped kernels read each tile's expert and rows from a
     per-row-tile table written before the launch (``_fill_tile_map``) instead of reducing over the
-    E offsets per tile; ``extra``: kernel-specific constexprs."""
+    E offsets per tile; ``half_n``: HALF_N, the row-grouped GEMM kernel runs a last column tile
+    with at most bn/2 columns at half width (``_mgrouped_any``); ``extra``: kernel-specific constexprs."""
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group, "PERSISTENT": persistent or ws,
          "WS": ws, "FLATTEN": not ws, "HALF_TAIL": half, "EPI_PTR": epi_ptr, "EPI_SPLIT": split,
-         "TILE_MAP": tmap, **extra},
+         "TILE_MAP": tmap, "HALF_N": half_n, **extra},
         num_warps=warps, num_stages=stages, pre_hook=_pre_launch,
     )
 
@@ -570,7 +587,7 @@ def config_name(cfg: triton.Config) -> str:
     flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
                              ("half", kw["HALF_TAIL"]), ("epi_ptr", kw["EPI_PTR"]),
                              (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1), ("egroup", kw["GROUP_M"] == 0),
-                             ("tmap", kw["TILE_MAP"]))
+                             ("tmap", kw["TILE_MAP"]), ("halfn", kw.get("HALF_N", False)))
              if on]
     return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
 
@@ -670,6 +687,8 @@ def _set_desc_blocks(nargs: dict) -> None:
             val.block_shape = _DESC_BLOCKS[name](bm, bn, bk)
         elif name == "a_desc":
             val.block_shape = [1, 1, bk, bm] if "R" in nargs else [bm, bk]
+        elif name == "bh_desc":  # the half-width column tile's B (HALF_N)
+            val.block_shape = [bn // 2, bk] if nargs.get("B_KMAJOR") else [bk, bn // 2]
         elif name == "b_desc":
             if "R" in nargs:
                 val.block_shape = [1, 1, bk, bn]
@@ -691,13 +710,14 @@ def _set_desc_blocks(nargs: dict) -> None:
 # (DOTS_GG_AUTOTUNE=0 launches it); for the row-grouped list it is the grid split2 one (no spills).
 GATE_UP_CONFIGS = [
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, half=True), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True),
-    _cfg(64, 128, 4, 4),
+    _cfg(64, 128, 4, 4), _cfg(128, 128, 8, 4, half=True, group=0),
 ]
 MGROUPED_CONFIGS = [
     _cfg(128, 256, 8, 3, split=2), _cfg(128, 256, 8, 3, persistent=True, split=2),
     _cfg(128, 256, 8, 3, persistent=True, split=4), _cfg(128, 256, 8, 3, persistent=True),
     _cfg(128, 256, 8, 3, ws=True), _cfg(128, 256, 8, 3, half=True, split=2),
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
+    _cfg(128, 256, 8, 3, persistent=True, split=2, group=0), _cfg(128, 256, 8, 3, half=True, split=2, group=0),
 ]
 WGRAD_CONFIGS = [
     _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
@@ -725,15 +745,16 @@ WGRAD_CONFIGS = [
 # versions: each tile's expert and rows come from a per-row-tile table written before the launch
 # (four scalar loads) instead of reductions over the 128 offsets per tile (cross-warp exchanges
 # through shared memory), which the one-expert measurement does not pay (E_P2 = 1).
+# Session 6: 128x128 persistent split2 row-grouped tiles (s4 / s5; sm_90: dh 181 registers, no spill,
+# 164 / 197 KB), for dh, whose SwiGLU-backward epilogue per tile is half that of a 128x256 tile.
 EXPERIMENTAL_CONFIGS = {
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True),
                         _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4),
-                        _cfg(128, 128, 8, 4, group=0), _cfg(128, 128, 8, 4, half=True, group=0),
+                        _cfg(128, 128, 8, 4, group=0),
                         _cfg(128, 128, 8, 4, tmap=True), _cfg(128, 128, 8, 4, half=True, tmap=True),
                         _cfg(128, 128, 8, 4, group=0, tmap=True)],
     "MGROUPED_CONFIGS": [
-        _cfg(128, 256, 8, 3, split=2, group=0), _cfg(128, 256, 8, 3, persistent=True, split=2, group=0),
-        _cfg(128, 256, 8, 3, persistent=True, split=4, group=0), _cfg(128, 256, 8, 3, half=True, split=2, group=0),
+        _cfg(128, 256, 8, 3, split=2, group=0), _cfg(128, 256, 8, 3, persistent=True, split=4, group=0),
         _cfg(256, 128, 8, 3, split=2), _cfg(256, 128, 8, 3, persistent=True, split=2),
         _cfg(256, 128, 8, 3, persistent=True, half=True, split=2), _cfg(128, 256, 8, 4, persistent=True, split=4),
         _cfg(256, 128, 8, 4, persistent=True, split=2), _cfg(128, 256, 8, 2, persistent=True, split=2, bk=128),
@@ -748,6 +769,10 @@ EXPERIMENTAL_CONFIGS = {
         _cfg(128, 256, 8, 3, persistent=True, split=2, group=0, tmap=True),
         _cfg(128, 256, 8, 3, persistent=True, split=4, tmap=True), _cfg(128, 256, 8, 3, half=True, split=2, tmap=True),
         _cfg(128, 256, 8, 3, split=2, group=0, tmap=True),
+        _cfg(128, 128, 8, 4, persistent=True, split=2), _cfg(128, 128, 8, 5, persistent=True, split=2),
+        _cfg(128, 128, 8, 4, persistent=True, split=2, group=0, tmap=True),
+        _cfg(128, 256, 8, 3, half=True, split=2, group=0, half_n=True), _cfg(128, 256, 8, 3, split=2, group=0, half_n=True),
+        _cfg(128, 256, 8, 3, persistent=True, split=2, group=0, half_n=True),
     ],
     "WGRAD_CONFIGS": [_cfg(256, 128, 8, 3), _cfg(256, 128, 8, 3, persistent=True)],
 }
@@ -992,17 +1017,19 @@ def grouped_mm_fused(
     h_arg = h if h is not None else c
     if tma:
         b_desc = _desc(b.view(e * n, k)) if b_kmajor else _desc(b.view(e * k, n))
-        # a, b, c, hg, hu, dg, du, then the half-height-tile ones a2, c2, hg2, hu2, dg2, du2
+        bh_desc = _desc(b.view(e * n, k)) if b_kmajor else _desc(b.view(e * k, n))
+        # a, b, c, hg, hu, dg, du, then the half-height-tile ones a2, c2, hg2, hu2, dg2, du2, then the
+        # half-width tile's b
         if h is not None:  # (c_desc unused: dh is stored through its two column halves)
             dg_desc, du_desc = _ragged(c[:, :n]), _ragged(c[:, n:])
             dg2, du2 = _ragged(c[:, :n]), _ragged(c[:, n:])
             descs = (_desc(a), b_desc, dg_desc, _desc(h[:, :n]), _desc(h[:, n:]), dg_desc, du_desc,
-                     _desc(a), dg2, _desc(h[:, :n]), _desc(h[:, n:]), dg2, du2)
+                     _desc(a), dg2, _desc(h[:, :n]), _desc(h[:, n:]), dg2, du2, bh_desc)
         else:
             c_desc, c2 = _ragged(c), _ragged(c)
-            descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc, _desc(a), c2, c2, c2, c2, c2)
+            descs = (_desc(a), b_desc, c_desc, c_desc, c_desc, c_desc, c_desc, _desc(a), c2, c2, c2, c2, c2, bh_desc)
     else:
-        descs = (a, b, c, c, c, c, c, a, c, c, c, c, c)
+        descs = (a, b, c, c, c, c, c, a, c, c, c, c, c, b)
     # the offsets twice: the second is the tile-map placeholder (_launch swaps in a buffer for TILE_MAP)
     args = (a, b, *descs, c, h_arg, offsets, offsets, m, n, k, e, _m_bucket(m), _num_sms(a),
             a.stride(0), b.stride(0), stride_bk, stride_bn, c.stride(0), h_arg.stride(0))
