@@ -12,7 +12,7 @@ import pytest
 
 from models.moe import kernel_tables as kt
 
-NAME = re.compile(r"\d+x\d+x\d+ w\d+ s\d+( pers| ws)?( half)?( epi_ptr)?( split[24])?( egroup)?")
+NAME = re.compile(r"\d+x\d+x\d+ w\d+ s\d+( pers| ws)?( half)?( epi_ptr)?( split[24])?( egroup)?( tmap)?( halfn)?")
 
 
 def test_device_slug_and_key():
