@@ -706,8 +706,11 @@ def _set_desc_blocks(nargs: dict) -> None:
 # persistent loop needs 280 KB of shared memory; in two column chunks neither, sm90_check); down
 # persistent 562 -> persistent split4 583; dx persistent 611 (split2 608). Half tiles need grid mode
 # or a split epilogue (persistent + half + whole-tile epilogue does not fit in shared memory). 64-row
-# tiles stay for small row counts. The first config of each list must fit every variant
-# (DOTS_GG_AUTOTUNE=0 launches it); for the row-grouped list it is the grid split2 one (no spills).
+# tiles stay for small row counts. H200, session 6: the expert-by-expert tile order ("egroup", below)
+# gained 1-4% in every row-grouped kernel at 16K (gate_up storing h with half tiles 570 -> 592, gate_up
+# 592 -> 605, dx persistent split2 594 -> 616, dh half split2 489 -> 499), so its best configs are
+# in the lists. The first config of each list must fit every variant (DOTS_GG_AUTOTUNE=0 launches
+# it); for the row-grouped list it is the grid split2 one (no spills).
 GATE_UP_CONFIGS = [
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, half=True), _cfg(128, 128, 8, 3), _cfg(128, 128, 8, 4, ws=True),
     _cfg(64, 128, 4, 4), _cfg(128, 128, 8, 4, half=True, group=0),
@@ -737,16 +740,19 @@ WGRAD_CONFIGS = [
 # BLOCK_K = 128 in two stages and 256-row tiles. H200 sweep at 16K tokens: every one lost to the
 # lists' best (dh 256x128 grid split2 451 vs 128x256 half split2 471; down 505 vs 561; dx 513 vs 587;
 # dw13 544 vs 561; gate/up 418-451 vs 570-582), so they stay here, as sweep and test candidates.
-# Also session 5, not yet measured: "egroup" (group=0) versions of the lists' best row-grouped
-# configs. The H200 breakdown (README) has the kernels as fast as cuBLAS as dense GEMMs but 9-15%
-# slower grouped with balanced routing, as if weight streaming were not hidden; grouped ordering
-# over global row tiles splits most experts' rows across two groups a wave apart, so their weight
-# tiles may be read from HBM twice. Expert-by-expert order reads them once. And "tmap" (TILE_MAP)
-# versions: each tile's expert and rows come from a per-row-tile table written before the launch
-# (four scalar loads) instead of reductions over the 128 offsets per tile (cross-warp exchanges
-# through shared memory), which the one-expert measurement does not pay (E_P2 = 1).
-# Session 6: 128x128 persistent split2 row-grouped tiles (s4 / s5; sm_90: dh 181 registers, no spill,
-# 164 / 197 KB), for dh, whose SwiGLU-backward epilogue per tile is half that of a 128x256 tile.
+# Also session 5, measured in session 6 (H200, 16K): "egroup" (group=0) versions of the lists' best
+# row-grouped configs. The H200 breakdown (README) has the kernels as fast as cuBLAS as dense GEMMs
+# but 9-15% slower grouped with balanced routing, as if weight streaming were not hidden; grouped
+# ordering over global row tiles splits most experts' rows across two groups a wave apart, so their
+# weight tiles may be read from HBM twice. Expert-by-expert order reads them once: +1-4%, the best
+# moved into the lists. And "tmap" (TILE_MAP) versions: each tile's expert and rows come from a
+# per-row-tile table written before the launch (four scalar loads) instead of reductions over the
+# 128 offsets per tile (cross-warp exchanges through shared memory): persistent down/dx +0-2% (the
+# H200 table names them), gate/up 16% slower. Session 6: 128x128 persistent split2 row-grouped tiles
+# (s4 / s5; sm_90: dh 181 registers, no spill, 164 / 197 KB), for dh's smaller epilogue per tile:
+# slower everywhere (dh 420-449 vs 499). HALF_N ("halfn"): dh's half-empty last column tile (N =
+# 1408 = 5.5 x 256) at half width: dh 495 -> 518 (16K, grid half split2 egroup), 515 -> 535 (32K,
+# grid split2 egroup); persistent halfn is slower (463). In the H200 table, not (yet) in the list.
 EXPERIMENTAL_CONFIGS = {
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True),
                         _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4),
