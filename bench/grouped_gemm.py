@@ -218,6 +218,11 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bo
                   f"{t['kernels_per_call']:4.0f} kernels, {tf:5.0f} TFLOP/s")
             for v in t.get("sequence", []) if name == "fused_fb" else []:
                 print(f"      {v['mean_ms']:7.3f} ms after {v['idle_before_ms']:6.3f} ms idle  {v['name'][:80]}")
+        for kind in ("fwd", "fb"):
+            f = tls[f"fused_{kind}"]["span_ms_per_call"]
+            peers = {p: tls[f"{p}_{kind}"]["span_ms_per_call"] / f for p in ("gmm", "dense") if f"{p}_{kind}" in tls}
+            tls[f"ratios_{kind}"] = peers
+            print(f"  {kind}: fused over " + ", ".join(f"{p} {r:.2f}x" for p, r in peers.items()) + " (spans)")
         rows[0]["timeline"] = tls
     if breakdown:
         routing = args.routing.split(",")[0]

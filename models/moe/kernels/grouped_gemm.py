@@ -720,7 +720,8 @@ MGROUPED_CONFIGS = [
     _cfg(128, 256, 8, 3, persistent=True, split=4), _cfg(128, 256, 8, 3, persistent=True),
     _cfg(128, 256, 8, 3, ws=True), _cfg(128, 256, 8, 3, half=True, split=2),
     _cfg(128, 128, 8, 4), _cfg(128, 128, 8, 4, ws=True), _cfg(64, 128, 4, 4),
-    _cfg(128, 256, 8, 3, persistent=True, split=2, group=0), _cfg(128, 256, 8, 3, half=True, split=2, group=0),
+    _cfg(128, 256, 8, 3, persistent=True, split=2, group=0),
+    _cfg(128, 256, 8, 3, half=True, split=2, group=0, half_n=True),
 ]
 WGRAD_CONFIGS = [
     _cfg(128, 256, 8, 3), _cfg(128, 256, 8, 3, persistent=True), _cfg(128, 256, 8, 3, ws=True),
@@ -752,7 +753,8 @@ WGRAD_CONFIGS = [
 # (s4 / s5; sm_90: dh 181 registers, no spill, 164 / 197 KB), for dh's smaller epilogue per tile:
 # slower everywhere (dh 420-449 vs 499). HALF_N ("halfn"): dh's half-empty last column tile (N =
 # 1408 = 5.5 x 256) at half width: dh 495 -> 518 (16K, grid half split2 egroup), 515 -> 535 (32K,
-# grid split2 egroup); persistent halfn is slower (463). In the H200 table, not (yet) in the list.
+# grid split2 egroup); persistent halfn is slower (463). In the H200 table; the half split2 egroup
+# config in the list is its halfn version (the same kernel wherever N is a multiple of 256).
 EXPERIMENTAL_CONFIGS = {
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True),
                         _cfg(128, 128, 8, 2, bk=128), _cfg(256, 64, 8, 4),
@@ -777,7 +779,7 @@ EXPERIMENTAL_CONFIGS = {
         _cfg(128, 256, 8, 3, split=2, group=0, tmap=True),
         _cfg(128, 128, 8, 4, persistent=True, split=2), _cfg(128, 128, 8, 5, persistent=True, split=2),
         _cfg(128, 128, 8, 4, persistent=True, split=2, group=0, tmap=True),
-        _cfg(128, 256, 8, 3, half=True, split=2, group=0, half_n=True), _cfg(128, 256, 8, 3, split=2, group=0, half_n=True),
+        _cfg(128, 256, 8, 3, half=True, split=2, group=0), _cfg(128, 256, 8, 3, split=2, group=0, half_n=True),
         _cfg(128, 256, 8, 3, persistent=True, split=2, group=0, half_n=True),
     ],
     "WGRAD_CONFIGS": [_cfg(256, 128, 8, 3), _cfg(256, 128, 8, 3, persistent=True)],
