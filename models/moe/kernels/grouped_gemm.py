@@ -24,7 +24,11 @@ persistent with Triton's warp specialization (``tl.range(..., warp_specialize=Tr
 producer warps issue the TMA loads while the consumer warps run the MMAs). Rows past an expert's end inside a tile are computed on
 neighbouring rows and never stored, so uneven loads, empty experts and row counts that are not tile
 multiples need no padding. HALF_TAIL configs run an expert's last tile as a half-height tile when
-it holds at most BLOCK_M/2 rows (less of that wasted work); dW2 is computed transposed
+it holds at most BLOCK_M/2 rows (less of that wasted work), HALF_N configs run the row-grouped GEMM's
+last column tile at half width when it holds at most BLOCK_N/2 columns (dh at N = 1408 = 5.5 x 256);
+GROUP_M = 0 ("egroup") configs walk the row-grouped kernels' tiles expert by expert, each expert's
+row tiles fastest, and TILE_MAP ones read each tile's expert and rows from a table that a small
+kernel writes before the launch; dW2 is computed transposed
 (``weight_grad(..., trans_out=True)``) so that the expert width sits on the tiles' 128-row side;
 EPI_SPLIT configs run the row-grouped kernels' TMA epilogue over 2 or 4 column chunks of the tile
 in turn (the SwiGLU backward over a whole 128x256 tile spills registers, and its persistent loop
@@ -527,7 +531,8 @@ def _wgrad_kernel(
     """C[e] [R, C] = A[rows of e, :R]^T @ B[rows of e, :C] (fp32 accumulation over the rows);
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
-    HALF_TAIL, EPI_PTR, EPI_SPLIT and TILE_MAP are unused here (row tiles are over R, not over tokens)."""
+    HALF_TAIL, EPI_PTR, EPI_SPLIT and TILE_MAP are unused here (row tiles are over R, not over tokens);
+    HALF_N must be off."""
     tl.static_assert(not HALF_N, "HALF_N: the row-grouped GEMM kernel only")
     tl.static_assert(GROUP_M > 0, "the weight-gradient kernel's tiles are per expert: GROUP_M must be > 0")
     num_r = tl.cdiv(R, BLOCK_M)
