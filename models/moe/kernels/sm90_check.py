@@ -130,21 +130,36 @@ def candidates() -> dict[str, list]:
     return {name: gg.table_candidates(getattr(gg, name)) for name in VARIANTS}
 
 
-def check_all() -> list[Result]:
+def _check_one(task: tuple[str, int, int]) -> Result:
+    """Compile candidate ``i`` of ``list_name`` for variant ``v`` (indices into ``candidates()`` and
+    ``VARIANTS``, so that a task crosses a process boundary as three plain values)."""
     from models.moe.kernels.grouped_gemm import config_name
 
-    results = []
-    for list_name, cfgs in candidates().items():
-        for cfg in cfgs:
-            for vname, variant in VARIANTS[list_name]:
-                try:
-                    smem, regs, spills = compile_config(list_name, cfg, variant)
-                    results.append(Result(list_name, config_name(cfg), vname, True, smem, smem <= SMEM_LIMIT,
-                                          registers=regs, spill_bytes=spills))
-                except Exception as exc:  # noqa: BLE001 - reported per config, the caller decides
-                    msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                    results.append(Result(list_name, config_name(cfg), vname, False, None, None, msg))
-    return results
+    list_name, i, v = task
+    cfg = candidates()[list_name][i]
+    vname, variant = VARIANTS[list_name][v]
+    try:
+        smem, regs, spills = compile_config(list_name, cfg, variant)
+        return Result(list_name, config_name(cfg), vname, True, smem, smem <= SMEM_LIMIT,
+                      registers=regs, spill_bytes=spills)
+    except Exception as exc:  # noqa: BLE001 - reported per config, the caller decides
+        msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        return Result(list_name, config_name(cfg), vname, False, None, None, msg)
+
+
+def check_all(jobs: int | None = None) -> list[Result]:
+    """Every (list, candidate config, variant) compiled, in that order; over ``jobs`` processes
+    (default: one per CPU; the compiles are independent and CPU-bound)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [(list_name, i, v) for list_name, cfgs in candidates().items()
+             for i in range(len(cfgs)) for v in range(len(VARIANTS[list_name]))]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1:
+        return [_check_one(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_check_one, tasks, chunksize=4))
 
 
 def main(argv: list[str] | None = None) -> int:
