@@ -14,7 +14,11 @@ the paths are timed in N interleaved rounds (medians; ratios are medians of per-
 autograd (inference); forward+backward with x, w13 and w2 requiring grad. Also prints the error of
 the fused output vs torch._grouped_mm, and a per-kernel breakdown for the first size (each kernel
 also with one expert holding every row, i.e. as a dense GEMM, and cuBLAS on that GEMM's shape: what
-the grouping costs, and how far the Triton kernel itself is from cuBLAS).
+the grouping costs, and how far the Triton kernel itself is from cuBLAS; ``--breakdown``).
+``--timeline`` profiles every path at the first size over 5 calls back to back (torch.profiler: no
+cache flush and no wait for the host between calls, unlike do_bench's one-call timings) and prints
+each path's span per call, kernel and idle time, host enqueue time and the fused-over-peer ratios of
+the spans, with the fused forward+backward's kernels one by one.
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ def timeline_summary(trace: dict, iters: int) -> dict:
     if not ks:
         raise ValueError("the trace has no GPU kernel events")
     span = ks[-1]["ts"] + ks[-1]["dur"] - ks[0]["ts"]
-    idle, end = 0.0, ks[0]["ts"]
+    end = ks[0]["ts"]
     gaps = []  # idle time before each kernel
     for e in ks:
         gaps.append(max(0.0, e["ts"] - end))
@@ -185,7 +189,7 @@ def _timeline(paths: dict, iters: int = 5) -> dict:
 
 def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bool = False) -> list[dict]:
     """Rows for one token count (every routing); optionally a per-kernel breakdown and a profiled
-    timeline of the fused forward+backward (into the first row, key ``timeline``)."""
+    timeline of every path (``_timeline``, into the first row, key ``timeline``)."""
     from models.moe.kernels import grouped_gemm as gg
 
     dev = w13.device
@@ -277,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="time the three paths this many rounds, interleaved; report medians")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel timings for the first size")
     ap.add_argument("--timeline", action="store_true",
-                    help="profile fused forward+backward at the first size: kernel times and GPU idle gaps")
+                    help="profile each path back to back at the first size: spans, kernel times, GPU idle, "
+                         "host time per call, and the fused path's kernels one by one")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
