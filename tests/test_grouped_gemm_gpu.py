@@ -351,12 +351,11 @@ def test_tuned_table_launches_the_named_config(tmp_path, monkeypatch):
     x, w13, w2, offsets, dy = _inputs(e, h, i, counts, 41)
     m = int(counts.sum())
     device = torch.cuda.get_device_name()
-    picks = {  # each a config that is not its list's first (the wgrad one not in its list at all)
+    picks = {  # each a config that is not its list's first (the mgrouped one not in its list at all)
         kt.table_key("gate_up", m_bucket=gg._m_bucket(m), n=i, k=h, e=e, store_h=True): gg.GATE_UP_CONFIGS[1],
         kt.table_key("mgrouped", m_bucket=gg._m_bucket(m), n=i, k=h, e=e, b_kmajor=False, swiglu_bwd=True):
-            gg.MGROUPED_CONFIGS[1],
-        kt.table_key("wgrad", m_bucket=gg._m_bucket(m), r=2 * i, c=h, e=e, trans_out=False):
-            gg.EXPERIMENTAL_CONFIGS["WGRAD_CONFIGS"][0],
+            gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"][0],
+        kt.table_key("wgrad", m_bucket=gg._m_bucket(m), r=2 * i, c=h, e=e, trans_out=False): gg.WGRAD_CONFIGS[1],
     }
     table = tmp_path / "table.json"
     kt.write_entries(table, device, {k: {"config": gg.config_name(c), "tflops": 1.0, "measured": "test"}
