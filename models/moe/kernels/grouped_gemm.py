@@ -592,7 +592,7 @@ def config_name(cfg: triton.Config) -> str:
     flags = [f for f, on in (("pers", kw["PERSISTENT"] and not kw["WS"]), ("ws", kw["WS"]),
                              ("half", kw["HALF_TAIL"]), ("epi_ptr", kw["EPI_PTR"]),
                              (f"split{kw['EPI_SPLIT']}", kw["EPI_SPLIT"] > 1), ("egroup", kw["GROUP_M"] == 0),
-                             ("tmap", kw["TILE_MAP"]), ("halfn", kw.get("HALF_N", False)))
+                             ("tmap", kw["TILE_MAP"]), ("halfn", kw["HALF_N"]))
              if on]
     return f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{cfg.num_stages} {' '.join(flags)}".strip()
 
@@ -1022,8 +1022,8 @@ def grouped_mm_fused(
     stride_bk, stride_bn = (b.stride(2), b.stride(1)) if b_kmajor else (b.stride(1), b.stride(2))
     h_arg = h if h is not None else c
     if tma:
-        b_desc = _desc(b.view(e * n, k)) if b_kmajor else _desc(b.view(e * k, n))
-        bh_desc = _desc(b.view(e * n, k)) if b_kmajor else _desc(b.view(e * k, n))
+        b2d = b.view(e * n, k) if b_kmajor else b.view(e * k, n)
+        b_desc, bh_desc = _desc(b2d), _desc(b2d)  # full- and half-width column tiles (block shapes differ)
         # a, b, c, hg, hu, dg, du, then the half-height-tile ones a2, c2, hg2, hu2, dg2, du2, then the
         # half-width tile's b
         if h is not None:  # (c_desc unused: dh is stored through its two column halves)
