@@ -32,12 +32,11 @@ def candidates(gg) -> dict[str, list]:
     c = gg._cfg
     extra_gate_up = [c(128, 128, 8, 3, half=True), c(128, 128, 8, 3, persistent=True),
                      c(128, 128, 8, 3, persistent=True, half=True)]
-    extra_mg = [c(128, 256, 8, 3, ws=True), c(128, 128, 8, 4, half=True)]
-    extra_wg = [c(128, 256, 8, 3, ws=True)]
+    extra_mg = [c(128, 128, 8, 4, half=True)]
 
     gate_up = gg.unique_by_name(gg.table_candidates(gg.GATE_UP_CONFIGS) + extra_gate_up)
     mg = gg.unique_by_name(gg.table_candidates(gg.MGROUPED_CONFIGS) + extra_mg)
-    wg = gg.unique_by_name(gg.table_candidates(gg.WGRAD_CONFIGS) + extra_wg)
+    wg = gg.table_candidates(gg.WGRAD_CONFIGS)
     return {"gate_up_h": gate_up, "gate_up": gate_up, "down": mg, "dh": mg + [c(64, 256, 4, 3)], "dx": mg,
             "dw13": wg, "dw2": wg, "dw2_untransposed": wg}
 
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", metavar="WORD[,WORD]",
                     help="time only configs whose name contains one of these words (e.g. egroup), then --exclude")
     ap.add_argument("--write-table", default=None, metavar="auto|PATH",
-                    help="merge the fastest list config per kernel variant into this tuned table")
+                    help="merge the fastest config a table may name, per kernel variant, into this tuned table")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs a CUDA GPU (run it through the device tool)", file=sys.stderr)
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_table(args, rows: list[dict], keys: dict[str, str], listed: dict[str, set]) -> None:
-    """The fastest list config of each role into the tuned table (dw2_untransposed is not a launch
+    """The fastest config a table may name (``listed``) of each role into the tuned table (dw2_untransposed is not a launch
     the autograd function makes, so it is left out)."""
     from models.moe import kernel_tables
 
