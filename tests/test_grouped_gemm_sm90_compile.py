@@ -75,15 +75,11 @@ def test_committed_tuned_tables_name_known_configs():
 def test_tile_map_kernel_compiles():
     """The TILE_MAP configs' table kernel (one launch before each of their GEMMs) compiles for sm_90
     at the dots.llm1 expert count."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     from models.moe.kernels import grouped_gemm as gg
+    from models.moe.kernels.sm90_check import SMEM_LIMIT, compile_sm90
 
     fn = gg._tile_map_kernel
     consts = {"E_P2": 128, "BLOCK_M": 128, "BLOCK_Q": 128}
     sig = {n: "constexpr" if n in consts else ("*i32" if n.endswith("_ptr") else "i32") for n in fn.arg_names}
-    src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
-    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
-    assert kernel.asm["ptx"] and kernel.metadata.shared <= 232_448
+    kernel = compile_sm90(fn, sig, consts, num_warps=4)
+    assert kernel.asm["ptx"] and kernel.metadata.shared <= SMEM_LIMIT

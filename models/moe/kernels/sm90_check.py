@@ -73,10 +73,6 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> tuple
     returns its shared memory in bytes, registers per thread and spill-store bytes (the latter two
     from the bundled ptxas run again with -v on the kernel's PTX; None where that output is not
     understood). Raises what Triton raises."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     from models.moe.kernels import grouped_gemm as gg
 
     fn = {"GATE_UP_CONFIGS": gg._gate_up_kernel, "MGROUPED_CONFIGS": gg._mgrouped_kernel,
@@ -96,11 +92,20 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> tuple
             sig[name] = "*i32" if name in ("offs_ptr", "tmap_ptr") else "*bf16"
         else:
             sig[name] = "i32"
-    src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
-    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                            options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+    kernel = compile_sm90(fn, sig, consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     regs, spills = _ptxas_stats(kernel.asm["ptx"])
     return int(kernel.metadata.shared), regs, spills
+
+
+def compile_sm90(fn, sig: dict[str, str], consts: dict, **options):
+    """``fn`` (a @triton.jit function) compiled for sm_90 with argument types ``sig`` (``"constexpr"``
+    for the names in ``consts``) and compile ``options`` (num_warps, num_stages); the compiled kernel."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
 
 
 def _ptxas_stats(ptx: str) -> tuple[int | None, int | None]:
