@@ -175,6 +175,13 @@ def test_fused_matches_torch_grouped_mm(seed, monkeypatch):
         assert err <= TOL, f"{name}: fused vs torch._grouped_mm relative error {err:.2e}"
 
 
+def _cfg_id(prefix: str, cfg) -> str:
+    """A test id: ``prefix`` and the config's name (``config_name``: tile, warps, stages, flags)."""
+    import models.moe.kernels.grouped_gemm as gg
+
+    return f"{prefix}-" + gg.config_name(cfg).replace(" ", "-")
+
+
 def _config_params() -> list:
     """(list name, index) for every tile config of every kernel, the experimental ones (not
     autotuned) after each list's own; ids say which are persistent."""
@@ -185,14 +192,7 @@ def _config_params() -> list:
     out = []
     for name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
         for j, cfg in enumerate(getattr(gg, name) + gg.EXPERIMENTAL_CONFIGS.get(name, [])):
-            kind = ("pers" if cfg.kwargs.get("PERSISTENT") else "grid") + ("-half" if cfg.kwargs.get("HALF_TAIL") else "")
-            kind += "-epiptr" if cfg.kwargs.get("EPI_PTR") else ""
-            kind += f"-split{cfg.kwargs['EPI_SPLIT']}" if cfg.kwargs.get("EPI_SPLIT", 1) > 1 else ""
-            kind += "-ws" if cfg.kwargs.get("WS") else ""
-            kind += ("-egroup" if cfg.kwargs.get("GROUP_M") == 0 else "") + ("-tmap" if cfg.kwargs.get("TILE_MAP") else "")
-            kind += "-halfn" if cfg.kwargs.get("HALF_N") else ""
-            tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{kind}"
-            out.append(pytest.param(name, j, id=f"{tag}-{cfg.kwargs['BLOCK_M']}x{cfg.kwargs['BLOCK_N']}"))
+            out.append(pytest.param(name, j, id=_cfg_id(f"{name.split('_CONFIGS')[0].lower()}-{j}", cfg)))
     return out
 
 
@@ -269,11 +269,7 @@ def _half_tail_params() -> list:
     mg = [c for c in gg.MGROUPED_CONFIGS + gg.EXPERIMENTAL_CONFIGS["MGROUPED_CONFIGS"] if c.kwargs["HALF_TAIL"]]
     out = []
     for j, m_cfg in enumerate(mg):
-        kw = m_cfg.kwargs
-        split = f"-split{kw['EPI_SPLIT']}" if kw["EPI_SPLIT"] > 1 else ""
-        kind = ("ws" if kw["WS"] else "pers" if kw["PERSISTENT"] else "grid") + ("-epiptr" if kw["EPI_PTR"] else "")
-        tag = f"mg{j}-{kind}{split}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"
-        out.append(pytest.param(gu[j % len(gu)], m_cfg, id=tag))
+        out.append(pytest.param(gu[j % len(gu)], m_cfg, id=_cfg_id(f"mg{j}", m_cfg)))
     return out
 
 
@@ -467,22 +463,16 @@ def test_bad_shapes_raise():
 
 
 def _ws_and_default_configs() -> list:
-    """(list name, config) for every default config and every warp-specialised candidate."""
+    """(list name, config) for every config a list may launch: its own, the warp-specialised opt-ins
+    and the experimental ones (``table_candidates``)."""
     try:
         import models.moe.kernels.grouped_gemm as gg
     except ImportError:  # no Triton (CPU): the tests skip anyway
         return [pytest.param("none", None, id="no-triton")]
     out = []
     for name in ("GATE_UP_CONFIGS", "MGROUPED_CONFIGS", "WGRAD_CONFIGS"):
-        cfgs = list(getattr(gg, name)) + gg.EXPERIMENTAL_CONFIGS.get(name, [])
-        cfgs += [c for c in gg.WS_CONFIGS[name] if c not in cfgs]  # opt-in: not in the lists by default
-        for j, cfg in enumerate(cfgs):
-            kw = cfg.kwargs
-            tag = f"{name.split('_CONFIGS')[0].lower()}-{j}-{'ws' if kw['WS'] else 'pers' if kw['PERSISTENT'] else 'grid'}"
-            tag += ("-half" if kw["HALF_TAIL"] else "") + ("-epiptr" if kw["EPI_PTR"] else "")
-            tag += ("-egroup" if kw["GROUP_M"] == 0 else "") + ("-tmap" if kw["TILE_MAP"] else "")
-            tag += "-halfn" if kw["HALF_N"] else ""
-            out.append(pytest.param(name, cfg, id=f"{tag}-{kw['BLOCK_M']}x{kw['BLOCK_N']}"))
+        for j, cfg in enumerate(gg.table_candidates(getattr(gg, name))):
+            out.append(pytest.param(name, cfg, id=_cfg_id(f"{name.split('_CONFIGS')[0].lower()}-{j}", cfg)))
     return out
 
 
