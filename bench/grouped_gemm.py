@@ -199,10 +199,11 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bo
     dy = torch.randn(m, hid, device=dev, dtype=torch.bfloat16)
     w1d = torch.randn(hid, 2 * inter, device=dev, dtype=torch.bfloat16) / hid**0.5
     w2d = torch.randn(inter, hid, device=dev, dtype=torch.bfloat16) / inter**0.5
-    rows = []
+    rows, first_offs = [], None
     for routing in args.routing.split(","):
         counts = routing_counts(tokens, n_exp, k, routing, gen)
         offs = torch.cumsum(counts, 0).to(dev, torch.int32)
+        first_offs = offs if first_offs is None else first_offs  # the timeline and breakdown use it
         r = {"tokens": tokens, "rows": m, "routing": routing, "max_rows": int(counts.max()),
              "empty": int((counts == 0).sum())}
         _time_paths(r, x, dy, w13, w2, w1d, w2d, offs, bench, args.repeat)
@@ -210,8 +211,7 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bo
         print(json.dumps(r), flush=True)
         torch.cuda.empty_cache()
     if timeline:
-        counts = routing_counts(tokens, n_exp, k, args.routing.split(",")[0], gen)
-        tls = _timeline(_paths(x, dy, w13, w2, w1d, w2d, torch.cumsum(counts, 0).to(dev, torch.int32)))
+        tls = _timeline(_paths(x, dy, w13, w2, w1d, w2d, first_offs))
         flops = {"fwd": 6 * m * hid * inter, "fb": 18 * m * hid * inter}
         print(f"timeline at {tokens} tokens (profiled, calls back to back): per call span = kernels + GPU idle, "
               "host enqueue time, TFLOP/s over the span")
@@ -229,9 +229,7 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bo
             print(f"  {kind}: fused over " + ", ".join(f"{p} {r:.2f}x" for p, r in peers.items()) + " (spans)")
         rows[0]["timeline"] = tls
     if breakdown:
-        routing = args.routing.split(",")[0]
-        counts = routing_counts(tokens, n_exp, k, routing, gen)
-        offs = torch.cumsum(counts, 0).to(dev, torch.int32)
+        routing, offs = args.routing.split(",")[0], first_offs
         act, h = gg.gate_up_swiglu(x, w13, offs, store_h=True)
         dh = gg.grouped_mm_fused(dy, w2, offs, b_kmajor=False, h=h)
         one = torch.tensor([m], device=dev, dtype=torch.int32)  # one expert holding every row: a dense GEMM
