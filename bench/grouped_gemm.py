@@ -183,8 +183,40 @@ def _timeline(paths: dict, iters: int = 5) -> dict:
                 prof.export_chrome_trace(f.name)
                 with open(f.name) as fh:
                     trace = json.load(fh)
-            out[f"{p}_{kind}"] = {**timeline_summary(trace, iters), "host_ms_per_call": host}
+            out[f"{p}_{kind}"] = {**timeline_summary(trace, iters), "host_ms_per_call": host,
+                                  **_loop_times(fn, kind == "fb")}
     return out
+
+
+def _loop_times(fn, grad: bool, iters: int = 10) -> dict:
+    """CUDA-event time per call of ``iters`` calls back to back (``loop_ms``), and of ``iters`` calls
+    each after do_bench's L2 flush, less the flushes timed alone (``loop_flush_ms``): with the
+    profiled span and do_bench's one-call time, this tells the flush, the per-call event timing and
+    the profiler apart as causes of a difference."""
+    from triton import runtime
+
+    drv = runtime.driver.active
+    cache = drv.get_empty_cache_for_benchmark()
+
+    def timed(body) -> float:
+        torch.cuda.synchronize()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(iters):
+            body()
+        b.record()
+        torch.cuda.synchronize()
+        return a.elapsed_time(b) / iters
+
+    def flushed():
+        drv.clear_cache(cache)
+        fn()
+
+    with torch.set_grad_enabled(grad):
+        loop = timed(fn)
+        flush_alone = timed(lambda: drv.clear_cache(cache))
+        loop_flush = timed(flushed) - flush_alone
+    return {"loop_ms": loop, "loop_flush_ms": loop_flush, "flush_ms": flush_alone}
 
 
 def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bool = False) -> list[dict]:
@@ -219,7 +251,8 @@ def _bench_size(tokens, args, w13, w2, gen, bench, breakdown: bool, timeline: bo
             tf = flops[name.rsplit("_", 1)[1]] / t["span_ms_per_call"] / 1e9
             print(f"  {name:9s} {t['span_ms_per_call']:7.3f} = {t['kernel_ms_per_call']:7.3f} + "
                   f"{t['idle_ms_per_call']:6.3f} ms, host {t['host_ms_per_call']:6.3f} ms, "
-                  f"{t['kernels_per_call']:4.0f} kernels, {tf:5.0f} TFLOP/s")
+                  f"{t['kernels_per_call']:4.0f} kernels, {tf:5.0f} TFLOP/s; events per call: back to back "
+                  f"{t['loop_ms']:7.3f} ms, after a flush {t['loop_flush_ms']:7.3f} ms (flush {t['flush_ms']:.3f})")
             for v in t.get("sequence", []) if name == "fused_fb" else []:
                 print(f"      {v['mean_ms']:7.3f} ms after {v['idle_before_ms']:6.3f} ms idle  {v['name'][:80]}")
         for kind in ("fwd", "fb"):
