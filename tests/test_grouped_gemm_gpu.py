@@ -511,3 +511,83 @@ def test_configs_at_trainer_shapes(list_name, cfg, monkeypatch):
             assert torch.equal(a, b), f"{list_name} {cfg.kwargs} {name}: not bit-reproducible (a race?)"
     finally:
         configs[:] = saved
+
+
+# ----------------------------------------------------------------------------------------------
+# the Gluon ping-pong weight-gradient kernel (models.moe.kernels.wgrad_pingpong; opt-in)
+
+PINGPONG_CASES = [
+    # (row counts per expert, R, C): empty experts, counts that are not multiples of the 64-row
+    # K step, an expert with fewer rows than one step, one expert alone
+    ([0, 5, 64, 0, 130, 1, 200, 77], 256, 384),
+    ([300, 0, 0, 17, 129], 128, 128),
+    ([1000], 384, 256),
+    ([0, 0, 0], 128, 256),
+]
+
+
+def _pingpong_module():
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the ping-pong kernel is for sm_90 (Hopper)")
+    from models.moe.kernels import wgrad_pingpong
+
+    return wgrad_pingpong
+
+
+@pytest.mark.parametrize("programs", [None, 1, 3], ids=["one-per-sm", "1-program", "3-programs"])
+@pytest.mark.parametrize("stages", [2, 4, 5])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("case", range(len(PINGPONG_CASES)))
+def test_pingpong_weight_grad_matches_loop(case, dtype, stages, programs):
+    """Every expert's A^T B against an fp64 loop; empty experts all zeros; with one or three programs
+    every program's two consumer groups alternate over many tiles (the order barrier's phases)."""
+    pp = _pingpong_module()
+    counts, r, c = PINGPONG_CASES[case]
+    gen = torch.Generator().manual_seed(case)
+    m = sum(counts)
+    a = torch.randn(m, r, generator=gen).to("cuda", dtype)
+    b = torch.randn(m, c, generator=gen).to("cuda", dtype)
+    offsets = torch.cumsum(torch.tensor(counts), 0).to("cuda", torch.int32)
+    assert pp.supported(a, b, dtype) or m == 0
+    _poison_allocator(len(counts) * r * c * 2 + (1 << 20))
+    out = pp.weight_grad_pingpong(a, b, offsets, stages=stages, programs=programs)
+    assert out.shape == (len(counts), r, c) and out.dtype == dtype
+    start = 0
+    for ex, cnt in enumerate(counts):
+        if cnt == 0:
+            assert torch.count_nonzero(out[ex]) == 0, f"expert {ex} has no rows but a nonzero gradient"
+        else:
+            want = a[start : start + cnt].double().t() @ b[start : start + cnt].double()
+            assert _rel(out[ex], want) <= TOL, (ex, _rel(out[ex], want))
+        start += cnt
+
+
+def test_pingpong_dispatch_and_fallback(monkeypatch):
+    """DOTS_GG_PINGPONG=1: weight_grad runs the ping-pong kernel where it applies (plain and
+    transposed output, equal to the Triton kernel's result) and the Triton kernel where it does not
+    (a width that is not a multiple of 128); unset, never."""
+    import models.moe.kernels.grouped_gemm as gg
+
+    pp = _pingpong_module()
+    calls = []
+    real = pp.weight_grad_pingpong
+    monkeypatch.setattr(pp, "weight_grad_pingpong", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    counts = torch.tensor(HALF_TAIL_COUNTS)
+    gen = torch.Generator().manual_seed(5)
+    m = int(counts.sum())
+    a = torch.randn(m, 256, generator=gen).to("cuda", torch.bfloat16)
+    b = torch.randn(m, 384, generator=gen).to("cuda", torch.bfloat16)
+    offsets = torch.cumsum(counts, 0).to("cuda", torch.int32)
+    monkeypatch.setenv("DOTS_GG_PINGPONG", "0")
+    want = gg.weight_grad(a, b, offsets, torch.bfloat16)
+    want_t = gg.weight_grad(a, b, offsets, torch.bfloat16, trans_out=True)
+    assert not calls
+    monkeypatch.setenv("DOTS_GG_PINGPONG", "1")
+    got = gg.weight_grad(a, b, offsets, torch.bfloat16)
+    got_t = gg.weight_grad(a, b, offsets, torch.bfloat16, trans_out=True)
+    assert len(calls) == 2
+    assert got.shape == want.shape and got_t.shape == want_t.shape == (len(counts), 384, 256)
+    assert _rel(got, want) <= TOL and _rel(got_t, want_t) <= TOL
+    gg.weight_grad(a[:, :200].contiguous(), b, offsets, torch.bfloat16)  # R = 200: not a tile multiple
+    assert len(calls) == 2

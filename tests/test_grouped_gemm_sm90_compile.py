@@ -83,3 +83,19 @@ def test_tile_map_kernel_compiles():
     sig = {n: "constexpr" if n in consts else ("*i32" if n.endswith("_ptr") else "i32") for n in fn.arg_names}
     kernel = compile_sm90(fn, sig, consts, num_warps=4)
     assert kernel.asm["ptx"] and kernel.metadata.shared <= SMEM_LIMIT
+
+
+@pytest.mark.parametrize("stages", [2, 3, 4, 5])
+def test_pingpong_kernel_compiles(stages):
+    """The Gluon ping-pong weight-gradient kernel (opt-in, DOTS_GG_PINGPONG=1) compiles for sm_90 at
+    every ring depth it accepts, fits in shared memory, and ptxas reports no spills."""
+    pytest.importorskip("triton.experimental.gluon.language.nvidia.hopper",
+                        reason="needs Triton with Gluon's Hopper API (3.5+)")
+    from models.moe.kernels import sm90_check, wgrad_pingpong
+
+    for dtype in ("bf16", "fp16"):
+        k = wgrad_pingpong.compile_sm90(stages=stages, dtype=dtype)
+        assert k.metadata.shared <= sm90_check.SMEM_LIMIT, k.metadata.shared
+        regs, spills = sm90_check._ptxas_stats(k.asm["ptx"])
+        assert not spills, (stages, dtype, regs, spills)
+        assert "wgmma.mma_async" in k.asm["ptx"] and "setmaxnreg" in k.asm["ptx"]

@@ -818,6 +818,19 @@ def _env_flag(name: str, default: bool) -> bool:
     return default if v is None or v == "" else v.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _pingpong(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether ``weight_grad`` runs the Gluon ping-pong kernel (``wgrad_pingpong``): DOTS_GG_PINGPONG=1
+    (opt-in: on the H200 at the dots.llm1 shapes it measured 2-3% slower than the Triton kernel with
+    uniform routing, README) and a call it supports (sm_90, bf16/fp16, tile-multiple widths)."""
+    if not _env_flag("DOTS_GG_PINGPONG", False) or not _use_tma(a, a.shape[1], b.shape[1]):
+        return False
+    try:
+        from models.moe.kernels import wgrad_pingpong
+    except ImportError:  # a Triton without Gluon's Hopper API: the Triton kernel
+        return False
+    return wgrad_pingpong.supported(a, b, dtype)
+
+
 def _autotune() -> bool:
     return _env_flag("DOTS_GG_AUTOTUNE", True)
 
@@ -1052,6 +1065,11 @@ def weight_grad(
 ) -> torch.Tensor:
     """``dW[e] = a[rows of e]^T @ b[rows of e]`` -> [E, R, C] (a [M, R], b [M, C]), or with
     ``trans_out`` its transpose [E, C, R]; zeros for an expert without rows."""
+    if _pingpong(a, b, dtype):  # (a^T b)^T = b^T a: the transposed output is the swapped product
+        from models.moe.kernels import wgrad_pingpong
+
+        lhs, rhs = (b, a) if trans_out else (a, b)
+        return wgrad_pingpong.weight_grad_pingpong(lhs, rhs, offsets, programs=_num_sms(a))
     m, r = a.shape
     c_dim = b.shape[1]
     e = offsets.shape[0]
