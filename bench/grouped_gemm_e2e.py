@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,12 +69,13 @@ def run_trainer(impl: str, data: Path, out: Path, config: str, steps: int, extra
     """One trainer run with ``DOTS_GROUPED_MLP=impl``; its logged metrics. ``resume``: continue from
     the checkpoint in ``out`` (else a checkpoint there is an error). An ``impl`` ending in ``_fp32``
     (``reference_fp32``) runs that path without bf16 autocast (``train.bf16=false``)."""
+    name = impl
     if impl.endswith(FP32):
         impl, extra = impl[: -len(FP32)], extra + ["--set", "train.bf16=false"]
     env = dict(os.environ, DOTS_GROUPED_MLP=impl, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "jobs.train_moe", "--data", str(data), "--config", config, "--steps", str(steps),
            "--out", str(out), *([] if resume else ["--no-resume"]), "--set", "train.ckpt_every=0", *extra]
-    print(f"[e2e] {impl}: {' '.join(cmd)}", flush=True)
+    print(f"[e2e] {name}: {' '.join(cmd)}", flush=True)  # runs_from_log reads this line
     subprocess.run(cmd, env=env, check=True)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
 
@@ -109,6 +111,35 @@ def _distances(li: np.ndarray, lref: np.ndarray, against: str) -> dict:
     diff = np.abs(li[:n] - lref[:n])
     p = f"loss_abs_diff_vs_{against}"
     return {f"{p}_max": float(diff.max()), f"{p}_mean": float(diff.mean()), f"{p}_last50_mean": float(diff[-50:].mean())}
+
+
+_STEP_LINE = re.compile(r"step\s+(\d+) loss (\S+) .*? ([\d,]+) tok/s(?: mfu (\S+))?(?: imbalance (\S+))?")
+
+
+def runs_from_log(text: str, from_step: int = 0) -> dict[str, list[dict]]:
+    """Each run's metrics read back from this benchmark's console log (the ``[e2e] <path>:`` line
+    that starts a run, then the trainer's step lines), for ``--summarize-log``: a log whose command
+    was cut off (a time limit) still gives the curves it printed. The forking run of ``--from-step``
+    (its output folder is ``warm``) is left out, and so are the steps up to ``from_step``."""
+    runs: dict[str, list[dict]] = {}
+    cur = None
+    for line in text.splitlines():
+        if line.startswith("[e2e] "):
+            name, cmd = line[6:].split(":", 1)
+            name = name.strip()
+            if "train.bf16=false" in cmd and not name.endswith(FP32):  # logs written before the full name
+                name += FP32
+            cur = None if "/warm " in cmd else name
+            if cur is not None:
+                runs[cur] = []
+            continue
+        m = _STEP_LINE.match(line.strip())
+        if m and cur is not None and int(m[1]) > from_step:
+            runs[cur].append({"step": int(m[1]), "loss": float(m[2]), "tokens_per_s": float(m[3].replace(",", "")),
+                              "mfu": float(m[4]) if m[4] else None, "load_imbalance": float(m[5]) if m[5] else None})
+    if "reference" not in runs:
+        raise ValueError("the log has no run of the reference path")
+    return runs
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict:
@@ -189,8 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-step", type=int, default=0, metavar="S",
                     help="run the first S steps once (reference path) and fork every path from that checkpoint: "
                          "compares the paths after the router has balanced, from the same state")
+    ap.add_argument("--summarize-log", default=None, metavar="LOG",
+                    help="only summarise the runs in this console log of an earlier call (runs_from_log), "
+                         "with its --from-step; writes e2e_summary.json into --out")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.summarize_log:
+        summary = summarize(runs_from_log(Path(args.summarize_log).read_text(), args.from_step))
+        print(json.dumps(summary, indent=1))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "e2e_summary.json").write_text(json.dumps(summary, indent=1))
+        return 0
     data = out / "shards"
     make_shards(data, tokens=args.tokens, vocab=args.vocab)
     extra = [x for s in args.set for x in ("--set", s)]

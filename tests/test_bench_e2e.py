@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.grouped_gemm_e2e import aligned_distance, escape_step, summarize
+from bench.grouped_gemm_e2e import aligned_distance, escape_step, runs_from_log, summarize
 
 
 def _curve(escape: int, n: int = 200, plateau: float = 10.3, noise: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -46,6 +46,37 @@ def test_summarize_reports_speed_escape_and_both_distances():
     assert f["loss_abs_diff_vs_reference_mean"] > 5 * f["loss_abs_diff_vs_reference_aligned_mean"]
     assert f["loss_abs_diff_vs_reference_first12_max"] < 0.05
     assert s["reference"]["load_imbalance_first_tenth"] == 10.0
+
+
+def _log(rows_by_run: dict[str, list[tuple[int, float]]]) -> str:
+    """A console log as the benchmark prints it: a run's command line, then the trainer's steps."""
+    out = []
+    for name, rows in rows_by_run.items():
+        folder = "warm" if name == "warm" else name
+        fp32 = " --set train.bf16=false" if name.endswith("_fp32") else ""
+        out.append(f"[e2e] {'reference' if name == 'warm' else name}: python -m jobs.train_moe --out /tmp/e/{folder} "
+                   f"--set train.ckpt_every=0{fp32}")
+        out += [f"step {s:>6} loss {loss:.4f} aux 7.18e-04 lr 1.00e-03 24,578 tok/s mfu 0.026 imbalance 2.15"
+                for s, loss in rows]
+        out.append("some other line")
+    return "\n".join(out)
+
+
+def test_runs_from_log_reads_back_every_run_but_the_fork():
+    text = _log({"warm": [(1, 10.0), (2, 9.0)], "fused": [(3, 8.0), (4, 7.5)], "reference": [(3, 8.1), (4, 7.4)],
+                 "reference_fp32": [(3, 8.2), (4, 7.3)]})
+    runs = runs_from_log(text, from_step=2)
+    assert list(runs) == ["fused", "reference", "reference_fp32"]
+    assert [r["loss"] for r in runs["reference_fp32"]] == [8.2, 7.3]
+    assert runs["fused"][0] == {"step": 3, "loss": 8.0, "tokens_per_s": 24578.0, "mfu": 0.026, "load_imbalance": 2.15}
+    # a log written before the fp32 run's full name was printed ("[e2e] reference: ... bf16=false")
+    old = text.replace("[e2e] reference_fp32:", "[e2e] reference:")
+    assert list(runs_from_log(old, 2)) == ["fused", "reference", "reference_fp32"]
+    assert summarize(runs)["fused"]["loss_abs_diff_vs_fp32_mean"] == pytest.approx(0.2)
+    assert [r["step"] for r in runs_from_log(text)["fused"]] == [3, 4]
+    assert runs_from_log(text.replace(" mfu 0.026", ""))["fused"][0]["mfu"] is None  # no MFU printed
+    with pytest.raises(ValueError, match="reference"):
+        runs_from_log(_log({"fused": [(1, 1.0)]}))
 
 
 def test_summarize_measures_every_path_against_an_fp32_run():
