@@ -17,8 +17,9 @@ also with one expert holding every row, i.e. as a dense GEMM, and cuBLAS on that
 the grouping costs, and how far the Triton kernel itself is from cuBLAS; ``--breakdown``).
 ``--timeline`` profiles every path at the first size over 5 calls back to back (torch.profiler: no
 cache flush and no wait for the host between calls, unlike do_bench's one-call timings) and prints
-each path's span per call, kernel and idle time, host enqueue time and the fused-over-peer ratios of
-the spans, with the fused forward+backward's kernels one by one.
+each path's span per call, kernel and idle time, host enqueue time, CUDA-event times per call back to
+back and after an L2 flush (``_loop_times``) and the fused-over-peer ratios of the spans, with the
+fused forward+backward's kernels one by one.
 """
 
 from __future__ import annotations

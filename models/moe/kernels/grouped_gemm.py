@@ -42,6 +42,8 @@ by tensor descriptors, and outputs are stored through ragged descriptors
 (``triton.tools.ragged_tma``): the copy engine itself drops rows past the expert's end, and the
 weight-gradient kernels read each expert's rows with ragged loads (zeros past the end). Without TMA
 the same kernels use masked pointer loads and stores (a correctness fallback, not tuned).
+``DOTS_GG_PINGPONG=1`` (opt-in) runs the weight gradients through the Gluon ping-pong kernel of
+``wgrad_pingpong`` where it applies (sm_90, widths multiples of 128).
 ``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes per (M bucket, N, K, variant), except for
 launches that the device's tuned table names a config for (``models.moe.kernel_tables``,
 ``conf/moe/kernels/<device>.json``, ``DOTS_GG_TUNED``); 0 uses the first config of each list (fast
