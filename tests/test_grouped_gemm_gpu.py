@@ -310,6 +310,17 @@ def test_half_tail_tiles_at_boundaries(gu_cfg, mg_cfg, tma, programs, monkeypatc
         gg.GATE_UP_CONFIGS[:], gg.MGROUPED_CONFIGS[:] = saved
 
 
+def _wgrad_operands(r: int, c: int, seed: int):
+    """Weight-gradient operands over the half-tile boundary row counts: counts, a [M, r], b [M, c],
+    offsets (int32, on the GPU)."""
+    counts = torch.tensor(HALF_TAIL_COUNTS)
+    gen = torch.Generator().manual_seed(seed)
+    m = int(counts.sum())
+    a = torch.randn(m, r, generator=gen).to("cuda", torch.bfloat16)
+    b = torch.randn(m, c, generator=gen).to("cuda", torch.bfloat16)
+    return counts, a, b, torch.cumsum(counts, 0).to("cuda", torch.int32)
+
+
 @pytest.mark.parametrize("tma", ["1", "0"], ids=["tma", "ptr"])
 def test_weight_grad_transposed_output(tma, monkeypatch):
     """weight_grad(..., trans_out=True) (used for dW2) is the transpose of the plain weight gradient."""
@@ -317,12 +328,7 @@ def test_weight_grad_transposed_output(tma, monkeypatch):
 
     monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
     monkeypatch.setenv("DOTS_GG_TMA", tma)
-    counts = torch.tensor(HALF_TAIL_COUNTS)
-    gen = torch.Generator().manual_seed(81)
-    m = int(counts.sum())
-    a = torch.randn(m, 192, generator=gen).to("cuda", torch.bfloat16)
-    b = torch.randn(m, 320, generator=gen).to("cuda", torch.bfloat16)
-    offsets = torch.cumsum(counts, 0).to("cuda", torch.int32)
+    counts, a, b, offsets = _wgrad_operands(192, 320, seed=81)
     plain = gg.weight_grad(b, a, offsets, torch.bfloat16)  # [E, 320, 192]
     trans = gg.weight_grad(a, b, offsets, torch.bfloat16, trans_out=True)  # [E, 320, 192]
     assert trans.shape == plain.shape
@@ -573,12 +579,7 @@ def test_pingpong_dispatch_and_fallback(monkeypatch):
     real = pp.weight_grad_pingpong
     monkeypatch.setattr(pp, "weight_grad_pingpong", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
-    counts = torch.tensor(HALF_TAIL_COUNTS)
-    gen = torch.Generator().manual_seed(5)
-    m = int(counts.sum())
-    a = torch.randn(m, 256, generator=gen).to("cuda", torch.bfloat16)
-    b = torch.randn(m, 384, generator=gen).to("cuda", torch.bfloat16)
-    offsets = torch.cumsum(counts, 0).to("cuda", torch.int32)
+    counts, a, b, offsets = _wgrad_operands(256, 384, seed=5)
     monkeypatch.setenv("DOTS_GG_PINGPONG", "0")
     want = gg.weight_grad(a, b, offsets, torch.bfloat16)
     want_t = gg.weight_grad(a, b, offsets, torch.bfloat16, trans_out=True)
