@@ -5,7 +5,8 @@
 At the dots.llm1 shapes (128 experts, top-6, hidden 4096, expert width 1408), uniform routing:
 dW13 = dh^T @ x ([E, 2I, H]) and dW2 = dy^T @ act ([E, H, I]; the Triton path computes it as the
 transpose of act^T @ dy). Times are do_bench medians, the two kernels interleaved over ``--repeat``
-rounds; first checks both against each other and a small case against an fp32 loop.
+rounds, after checking the two results against each other (correctness against an fp64 loop is
+the GPU tests' job: tests/test_grouped_gemm_gpu.py -k pingpong).
 """
 
 from __future__ import annotations
@@ -15,14 +16,6 @@ import os
 import sys
 
 import torch
-
-
-def _loop_ref(a, b, offs):
-    out, start = [], 0
-    for end in offs.tolist():
-        out.append(a[start:end].float().t() @ b[start:end].float())
-        start = end
-    return torch.stack(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("needs a CUDA GPU", file=sys.stderr)
         return 2
-    os.environ["DOTS_GG_PINGPONG"] = "0"  # grouped_gemm.weight_grad: the Triton kernel, for comparison
+    os.environ["DOTS_GG_PINGPONG"] = "0"  # grouped_gemm.weight_grad: the Triton kernel even if set outside
     from triton.testing import do_bench
 
     from bench.grouped_gemm import routing_counts
@@ -45,21 +38,6 @@ def main(argv: list[str] | None = None) -> int:
 
     dev = torch.device("cuda")
     gen = torch.Generator().manual_seed(0)
-    # small: uneven counts, empty experts, counts not multiples of 64
-    counts = torch.tensor([0, 5, 64, 0, 130, 1, 200, 77])
-    offs = torch.cumsum(counts, 0).to(dev, torch.int32)
-    m = int(counts.sum())
-    a = torch.randn(m, 256, device=dev, dtype=torch.bfloat16)
-    b = torch.randn(m, 384, device=dev, dtype=torch.bfloat16)
-    ref = _loop_ref(a, b, offs)
-    for st in map(int, args.stages.split(",")):
-        got = pp.weight_grad_pingpong(a, b, offs, stages=st).float()
-        err = ((got - ref).norm() / ref.norm()).item()
-        print(f"small case stages={st}: rel err vs fp32 loop {err:.2e}, max abs {(got - ref).abs().max().item():.3e}",
-              flush=True)
-        assert err < 1e-2, err
-        assert got[0].abs().max() == 0 and got[3].abs().max() == 0
-
     e, hid, inter, k = 128, 4096, 1408, 6
     m = args.tokens * k
     if args.routing == "one":

@@ -98,12 +98,15 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> tuple
 
 
 def compile_sm90(fn, sig: dict[str, str], consts: dict, **options):
-    """``fn`` (a @triton.jit function) compiled for sm_90 with argument types ``sig`` (``"constexpr"``
-    for the names in ``consts``) and compile ``options`` (num_warps, num_stages); the compiled kernel."""
+    """``fn`` (a @triton.jit or @gluon.jit function) compiled for sm_90 with argument types ``sig``
+    (``"constexpr"`` for the names in ``consts``) and compile ``options`` (num_warps, num_stages,
+    maxnreg); the compiled kernel."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    if fn.is_gluon():
+        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource
     src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
 

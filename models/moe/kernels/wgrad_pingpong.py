@@ -26,7 +26,6 @@ bf16/fp16 operands with TMA-able strides, sm_90; ``supported`` says whether a ca
 from __future__ import annotations
 
 import torch
-import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -37,12 +36,16 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+from triton.tools.ragged_tma import create_ragged_descriptor
+
+from models.moe.kernels.sm90_check import SMEM_LIMIT
 
 BLOCK_M = 128  # rows of R per tile (one consumer warp group's accumulator: 128 fp32 registers/thread)
 BLOCK_N = 128  # columns of C per tile
 BLOCK_K = 64  # expert rows per pipeline stage
 STAGES = 4  # ring stages: 4 x 32 KiB + 2 x 32 KiB epilogue buffers = 192 KiB of shared memory
 _BIG = gl.constexpr(0x40000000)  # 2**30: the ragged descriptors' bounded dimension (see _ragged_desc)
+MAXNREG = 168  # registers/thread at launch: 4 + 4 + 1 warps run as 3 warp groups, 65536 / 384 = 170
 
 
 @gluon.jit
@@ -171,17 +174,13 @@ def _wgrad_pingpong_kernel(a_desc, b_desc, c_desc, offs_ptr, E, R, C, NUM_PROGS,
 
 
 def _ragged_desc(t: torch.Tensor, block_cols: int) -> TensorDescriptor:
-    """A 4-D descriptor over 2-D ``t`` [M, W] whose [1, 1, BLOCK_K, block_cols] boxes read rows
-    ``start + k ...`` of an expert and zeros at or past its end: coordinates
-    ``[2**30, start + cnt, 2**30 - cnt + k, col]`` address ``t[start + k, col]`` (the first two
-    strides cancel modulo 2**64) and the third dimension's bound 2**30 cuts the box at the expert's
-    end. The same construction as Triton's ``triton.tools.ragged_tma``, with a Gluon layout."""
-    s = t.stride(0)
-    shape = [0x7FFF0000, 0x7FFF0000, _BIG.value, t.shape[1]]
-    strides = [2**34 - s, s, s, 1]
-    block = [1, 1, BLOCK_K, block_cols]
-    layout = gl.NVMMASharedLayout.get_default_for(block, _GL_DTYPES[t.dtype])
-    return TensorDescriptor(t, shape, strides, block, layout)
+    """Triton's ragged descriptor (``triton.tools.ragged_tma.create_ragged_descriptor``) over 2-D ``t``
+    with [1, 1, BLOCK_K, block_cols] boxes, re-made as a Gluon descriptor (which carries its
+    shared-memory layout). Coordinates ``[2**30, start + cnt, 2**30 - cnt + k, col]`` read
+    ``t[start + k, col]`` and zeros at or past row ``start + cnt`` (see ``_loader``)."""
+    d = create_ragged_descriptor(t, [BLOCK_K, block_cols])
+    layout = gl.NVMMASharedLayout.get_default_for(d.block_shape, _GL_DTYPES[t.dtype])
+    return TensorDescriptor(d.base, d.shape, d.strides, d.block_shape, layout)
 
 
 _GL_DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
@@ -207,6 +206,8 @@ def weight_grad_pingpong(a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor
     without rows); a [M, R], b [M, C] rows sorted by expert, ``offsets`` int32 [E] row ends.
     ``programs``: how many persistent programs (default one per SM; tests pass a few, so that
     every program's two consumer groups alternate over many tiles). Callers check ``supported``."""
+    if stages < 2 or stages * (BLOCK_K * (BLOCK_M + BLOCK_N) * 2) + 2 * BLOCK_M * BLOCK_N * 2 > SMEM_LIMIT:
+        raise ValueError(f"stages={stages}: 2 to 5 ring stages fit in an H100/H200's shared memory")
     m, r = a.shape
     c = b.shape[1]
     e = offsets.shape[0]
@@ -216,33 +217,26 @@ def weight_grad_pingpong(a: torch.Tensor, b: torch.Tensor, offsets: torch.Tensor
     out2 = out.view(e * r, c)
     c_layout = gl.NVMMASharedLayout.get_default_for([BLOCK_M, BLOCK_N], _GL_DTYPES[a.dtype])
     c_desc = TensorDescriptor(out2, list(out2.shape), list(out2.stride()), [BLOCK_M, BLOCK_N], c_layout)
-    if stages < 2 or stages * (BLOCK_K * (BLOCK_M + BLOCK_N) * 2) + 2 * BLOCK_M * BLOCK_N * 2 > 232448:
-        raise ValueError(f"stages={stages}: 2 to 5 ring stages fit in an H100/H200's shared memory")
     nsm = programs or torch.cuda.get_device_properties(a.device).multi_processor_count
     tiles = e * (r // BLOCK_M) * (c // BLOCK_N)
     progs = max(1, min(nsm, tiles))
-    # 4 + 4 + 1 warps run as 3 warp groups: 168 registers/thread at launch (65536 / 384), which
-    # warp specialization redistributes (loader 24, consumers ~232)
+    # warp specialization redistributes the MAXNREG registers (loader 24, consumers ~232)
     _wgrad_pingpong_kernel[(progs,)](_ragged_desc(a, BLOCK_M), _ragged_desc(b, BLOCK_N), c_desc, offsets,
-                                     e, r, c, progs, NUM_STAGES=stages, num_warps=4, maxnreg=168)
+                                     e, r, c, progs, NUM_STAGES=stages, num_warps=4, maxnreg=MAXNREG)
     return out
 
 
 def compile_sm90(stages: int = STAGES, dtype: str = "bf16"):
-    """The kernel compiled for sm_90 without a GPU (``sm90_check``): the compiled kernel."""
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
+    """The kernel compiled for sm_90 without a GPU (``sm90_check.compile_sm90``)."""
+    from models.moe.kernels.sm90_check import compile_sm90
 
     gdt = {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype]
 
     def desc(block):
         return f"tensordesc<{dtype}[{', '.join(map(str, block))}],{gl.NVMMASharedLayout.get_default_for(block, gdt)!r}>"
 
-    fn = _wgrad_pingpong_kernel
     sig = {"a_desc": desc([1, 1, BLOCK_K, BLOCK_M]), "b_desc": desc([1, 1, BLOCK_K, BLOCK_N]),
            "c_desc": desc([BLOCK_M, BLOCK_N]), "offs_ptr": "*i32", "E": "i32", "R": "i32", "C": "i32",
            "NUM_PROGS": "i32", "NUM_STAGES": "constexpr", "num_warps": "constexpr"}
-    consts = {"NUM_STAGES": stages, "num_warps": 4}
-    src = GluonASTSource(fn=fn, signature=sig,
-                         constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "maxnreg": 168})
+    return compile_sm90(_wgrad_pingpong_kernel, sig, {"NUM_STAGES": stages, "num_warps": 4},
+                        num_warps=4, maxnreg=MAXNREG)
