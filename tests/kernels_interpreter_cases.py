@@ -72,7 +72,7 @@ def _pointer_path_configs(gg, name: str) -> list:
     seen, out = set(), []
     for cfg in gg.table_candidates(getattr(gg, name)):
         kw = cfg.kwargs
-        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0, kw["TILE_MAP"],
+        sig = (kw["BLOCK_M"], kw["BLOCK_N"], kw["PERSISTENT"], kw["HALF_TAIL"], kw["GROUP_M"] == 0, kw["TILE_MAP"], kw["FLATTEN"],
                kw["HALF_N"])
         if sig not in seen:
             seen.add(sig)

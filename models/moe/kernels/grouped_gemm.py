@@ -344,7 +344,6 @@ def _wgrad_tile(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    dt = c_ptr.dtype.element_ty
     if USE_TMA:
         cnt = end - start
         for t in range(0, cnt, BLOCK_K):
@@ -352,10 +351,6 @@ def _wgrad_tile(
             a = load_ragged(a_desc, start, cnt, [t, r0])
             b = load_ragged(b_desc, start, cnt, [t, c0])
             acc = tl.dot(a.T, b, acc)
-        if TRANS_OUT:  # out [E, C, R]
-            out_desc.store([e, c0, r0], acc.to(dt).T.reshape(1, BLOCK_N, BLOCK_M))
-        else:
-            out_desc.store([e, r0, c0], acc.to(dt).reshape(1, BLOCK_M, BLOCK_N))
     else:
         offs_k = tl.arange(0, BLOCK_K)
         offs_r = r0 + tl.arange(0, BLOCK_M)  # masked, not clamped: keeps contiguous loads vectorised
@@ -372,11 +367,107 @@ def _wgrad_tile(
             acc = tl.dot(a, b, acc)
             a_ptrs += BLOCK_K * stride_am
             b_ptrs += BLOCK_K * stride_bm
+    _wgrad_store(out_desc, c_ptr, acc, e, r0, c0, R, C, stride_ce, stride_cr, USE_TMA, TRANS_OUT, BLOCK_M, BLOCK_N)
+
+
+@triton.jit
+def _wgrad_store(out_desc, c_ptr, acc, e, r0, c0, R, C, stride_ce, stride_cr,
+                 USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One weight-gradient tile's epilogue: ``acc`` [BLOCK_M, BLOCK_N] to out[e, r0:, c0:] (or, with
+    TRANS_OUT, its transpose to out[e, c0:, r0:])."""
+    dt = c_ptr.dtype.element_ty
+    if USE_TMA:
         if TRANS_OUT:  # out [E, C, R]
+            out_desc.store([e, c0, r0], acc.to(dt).T.reshape(1, BLOCK_N, BLOCK_M))
+        else:
+            out_desc.store([e, r0, c0], acc.to(dt).reshape(1, BLOCK_M, BLOCK_N))
+    else:
+        offs_r = r0 + tl.arange(0, BLOCK_M)
+        offs_c = c0 + tl.arange(0, BLOCK_N)
+        if TRANS_OUT:
             c_ptrs = c_ptr + e.to(tl.int64) * stride_ce + offs_c[None, :] * stride_cr + offs_r[:, None]
         else:
             c_ptrs = c_ptr + e.to(tl.int64) * stride_ce + offs_r[:, None] * stride_cr + offs_c[None, :]
-        tl.store(c_ptrs, acc.to(dt), mask=rmask[:, None] & cmask[None, :])
+        tl.store(c_ptrs, acc.to(dt), mask=(offs_r[:, None] < R) & (offs_c[None, :] < C))
+
+
+@triton.jit
+def _wgrad_flat(
+    a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr, R, C, E, NUM_PROGS,
+    stride_am, stride_bm, stride_ce, stride_cr,
+    USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr, E_P2: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """The persistent weight gradient as ONE loop over this program's (tile, K step) pairs.
+
+    Why: a weight-gradient tile reduces over one expert's rows only (~768 at 16K tokens: 12 steps of
+    64), and Triton fuses a persistent tile loop with its K loop only when the K loop's bounds do not
+    change from tile to tile (FuseNestedLoops), which a per-expert row count does. Unfused, every
+    tile loads the offsets, then waits for its first operand loads, then runs its K loop and epilogue.
+    As one loop, the software pipeliner issues the next tile's loads while this tile finishes and
+    stores. Measured (H200, 16K tokens, same sweep): dW13 571 TFLOP/s vs 559 warp-specialised and 534
+    one program per tile; 1-4% over the unfused loop of earlier sweeps, less than the ~15% per-tile
+    overhead that 12 K steps per tile leave against one expert (680): the epilogue, during which no
+    MMA runs, remains (the ping-pong kernel's subject). Its trip count, this program's tiles' K steps
+    summed, comes from the E offsets up front: program p takes tiles p, p + P, ...; of expert e's
+    tiles [e * per_e, (e + 1) * per_e) it takes ceil((hi - p) / P) - ceil((lo - p) / P) (clamped at
+    0), each max(1, ceil(rows_e / BLOCK_K)) steps (an expert without rows: one step of zeros).
+    """
+    pid = tl.program_id(0)
+    num_r = tl.cdiv(R, BLOCK_M)
+    num_c = tl.cdiv(C, BLOCK_N)
+    per_e = num_r * num_c
+    idx = tl.arange(0, E_P2)
+    ends = tl.load(offs_ptr + idx, mask=idx < E, other=0)
+    starts = tl.load(offs_ptr + idx - 1, mask=(idx > 0) & (idx < E), other=0)
+    ksteps = tl.maximum((ends - starts + BLOCK_K - 1) // BLOCK_K, 1)
+    lo = idx * per_e
+    mine = (tl.maximum(lo + per_e - pid + NUM_PROGS - 1, 0) // NUM_PROGS
+            - tl.maximum(lo - pid + NUM_PROGS - 1, 0) // NUM_PROGS)
+    total = tl.sum(tl.where(idx < E, mine * ksteps, 0), axis=0)
+
+    offs_k = tl.arange(0, BLOCK_K)
+    zero = pid * 0  # int32 scalars carried through the loop
+    tile = pid - NUM_PROGS
+    ki = zero
+    kt = zero + 1  # so that the first step starts a tile
+    e = zero
+    start = zero
+    cnt = zero
+    r0 = zero
+    c0 = zero
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for _ in range(0, total):
+        ki = tl.where(ki == kt - 1, 0, ki + 1)
+        if ki == 0:  # the next tile
+            tile += NUM_PROGS
+            e = tile // per_e
+            end = tl.load(offs_ptr + e)
+            start = tl.load(offs_ptr + e - 1, mask=e > 0, other=0)
+            cnt = end - start
+            kt = tl.maximum((cnt + BLOCK_K - 1) // BLOCK_K, 1)
+            pid_r, pid_c = _swizzle(tile % per_e, num_r, num_c, GROUP_M)
+            r0 = pid_r * BLOCK_M
+            c0 = pid_c * BLOCK_N
+        t = ki * BLOCK_K
+        if USE_TMA:  # ragged loads: rows past the expert's end read as zeros
+            a = load_ragged(a_desc, start, cnt, [t, r0])
+            b = load_ragged(b_desc, start, cnt, [t, c0])
+            acc = tl.dot(a.T, b, acc)
+        else:
+            offs_r = r0 + tl.arange(0, BLOCK_M)
+            offs_c = c0 + tl.arange(0, BLOCK_N)
+            kmask = offs_k < cnt - t
+            tok = (start + t + offs_k).to(tl.int64)
+            a = tl.load(a_ptr + offs_r[:, None] + tok[None, :] * stride_am,
+                        mask=(offs_r[:, None] < R) & kmask[None, :], other=0.0)
+            b = tl.load(b_ptr + tok[:, None] * stride_bm + offs_c[None, :],
+                        mask=kmask[:, None] & (offs_c[None, :] < C), other=0.0)
+            acc = tl.dot(a, b, acc)
+        if ki == kt - 1:  # the tile's last step: store it, start the next from zero
+            _wgrad_store(out_desc, c_ptr, acc, e, r0, c0, R, C, stride_ce, stride_cr,
+                         USE_TMA, TRANS_OUT, BLOCK_M, BLOCK_N)
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -525,7 +616,7 @@ def _wgrad_kernel(
     a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr,
     R, C, E, M_BUCKET, NUM_PROGS,
     stride_am, stride_bm, stride_ce, stride_cr,
-    USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr,
+    USE_TMA: tl.constexpr, TRANS_OUT: tl.constexpr, E_P2: tl.constexpr,
     PERSISTENT: tl.constexpr, WS: tl.constexpr, FLATTEN: tl.constexpr, HALF_TAIL: tl.constexpr,
     HALF_N: tl.constexpr, EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, TILE_MAP: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
@@ -534,13 +625,17 @@ def _wgrad_kernel(
     zeros for an expert without rows. TRANS_OUT: stored transposed, C[e] [C, R] (so that the side
     that is not a tile multiple, e.g. an expert width of 1408 = 5.5 x 256, can be put on R).
     HALF_TAIL, EPI_PTR, EPI_SPLIT and TILE_MAP are unused here (row tiles are over R, not over tokens);
-    HALF_N must be off."""
+    HALF_N must be off. PERSISTENT with FLATTEN runs ``_wgrad_flat`` (one loop over tiles and K steps)."""
     tl.static_assert(not HALF_N, "HALF_N: the row-grouped GEMM kernel only")
     tl.static_assert(GROUP_M > 0, "the weight-gradient kernel's tiles are per expert: GROUP_M must be > 0")
     num_r = tl.cdiv(R, BLOCK_M)
     num_c = tl.cdiv(C, BLOCK_N)
     per_e = num_r * num_c
-    if PERSISTENT:
+    if PERSISTENT and FLATTEN:
+        _wgrad_flat(a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr, R, C, E, NUM_PROGS,
+                    stride_am, stride_bm, stride_ce, stride_cr, USE_TMA, TRANS_OUT, E_P2,
+                    BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+    elif PERSISTENT:
         for tile in tl.range(tl.program_id(0), E * per_e, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
             e = tile // per_e
             pid_r, pid_c = _swizzle(tile % per_e, num_r, num_c, GROUP_M)
@@ -782,6 +877,11 @@ EXPERIMENTAL_CONFIGS = {
         _cfg(128, 256, 8, 3, split=2, group=0, tmap=True),
         _cfg(128, 256, 8, 3, half=True, split=2, group=0), _cfg(128, 256, 8, 3, split=2, group=0, half_n=True),
     ],
+    # Session 8 tried the flattened persistent loop (``_wgrad_flat``) with other tiles and depths; H200
+    # sweep, dW13 / dW2 TFLOP/s at 16K (32K) tokens against 579 / 586 (628 / 602) for 128x256x64 s3
+    # pers: 128x256x32 s6 (half the zero rows in an expert's last K step, twice the steps) 503 / 498
+    # (541 / 533); 128x128 s5 467 / 463; 256x128 s3 539 / 505; 128x256 s4 with the store in two
+    # column halves (a 4th stage fits) 580 / 565 (618 / 603); 256x128 s4 split2 532 / 465. None kept.
     "WGRAD_CONFIGS": [],
 }
 
@@ -1088,7 +1188,8 @@ def weight_grad(
     args = (a, b, *descs, out, offsets, r, c_dim, e, _m_bucket(m), nsm, a.stride(0), b.stride(0),
             out.stride(0), out.stride(1))
     key = kernel_tables.table_key("wgrad", m_bucket=_m_bucket(m), r=r, c=c_dim, e=e, trans_out=trans_out)
-    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, dict(USE_TMA=tma, TRANS_OUT=trans_out), key)
+    kwargs = dict(USE_TMA=tma, TRANS_OUT=trans_out, E_P2=triton.next_power_of_2(e))
+    _launch(_wgrad_tuned, _wgrad_kernel, WGRAD_CONFIGS, grid, args, kwargs, key)
     return out
 
 

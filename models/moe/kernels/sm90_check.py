@@ -77,9 +77,9 @@ def compile_config(list_name: str, cfg, variant: dict, e_p2: int = 128) -> tuple
 
     fn = {"GATE_UP_CONFIGS": gg._gate_up_kernel, "MGROUPED_CONFIGS": gg._mgrouped_kernel,
           "WGRAD_CONFIGS": gg._wgrad_kernel}[list_name]
-    consts = {**cfg.kwargs, **variant, "USE_TMA": True}
+    consts = {**cfg.kwargs, **variant, "USE_TMA": True, "E_P2": e_p2}
     if list_name != "WGRAD_CONFIGS":
-        consts.update(EVEN_K=True, E_P2=e_p2)
+        consts.update(EVEN_K=True)
     consts = {k: v for k, v in consts.items() if k in fn.arg_names}
     descs = _descriptor_types(fn, consts)
     sig = {}
