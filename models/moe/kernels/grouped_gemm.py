@@ -882,6 +882,12 @@ EXPERIMENTAL_CONFIGS = {
     # pers: 128x256x32 s6 (half the zero rows in an expert's last K step, twice the steps) 503 / 498
     # (541 / 533); 128x128 s5 467 / 463; 256x128 s3 539 / 505; 128x256 s4 with the store in two
     # column halves (a 4th stage fits) 580 / 565 (618 / 603); 256x128 s4 split2 532 / 465. None kept.
+    # Also session 8, row-grouped: one warp group per 128x128 (or 64x256) tile in 64-98 KB of shared
+    # memory, so that two programs share an SM and one's epilogue (dh: loads h, stores two outputs)
+    # overlaps the other's MMAs (ping-pong's effect without warp specialisation). H200, 16K, dh / down /
+    # dx against the table's 507 / 591 / 618: 128x128 w4 s3 split2 489 / 522 / 534, + egroup 502 / 525
+    # / 538, + half 507 / 540 / 550; s2 split2 egroup 432 / 538 / 558; 64x256 w4 s2 split2 egroup 403 /
+    # 452 / 495. Not kept: a tie at best (dh), the half-size tiles' extra operand traffic costs the rest.
     "WGRAD_CONFIGS": [],
 }
 
