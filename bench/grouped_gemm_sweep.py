@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="time only configs whose name contains one of these words (e.g. egroup), then --exclude")
     ap.add_argument("--write-table", default=None, metavar="auto|PATH",
                     help="merge the fastest config a table may name, per kernel variant, into this tuned table")
+    ap.add_argument("--keep-within", type=float, default=0.01, metavar="FRAC",
+                    help="--write-table keeps a key's current config where this sweep timed it within FRAC "
+                         "of the fastest (default 0.01: run-to-run noise on a power-capped card is larger)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs a CUDA GPU (run it through the device tool)", file=sys.stderr)
@@ -151,6 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def table_pick(timed: list[dict], incumbent: str | None, keep_within: float) -> dict:
+    """The row to record for one launch key: the fastest of ``timed`` (rows with "cfg" and "tflops"),
+    unless the table's current config ``incumbent`` was timed too and is within ``keep_within`` (a
+    fraction) of it, which then stays: sweeps move by a few per cent from run to run on a
+    power-capped card, and a table should not change its pick on a near-tie."""
+    if not 0 <= keep_within < 1:
+        raise ValueError(f"--keep-within {keep_within}: a fraction in [0, 1)")
+    best = max(timed, key=lambda r: r["tflops"])
+    kept = next((r for r in timed if r["cfg"] == incumbent), None)
+    if kept is not None and kept["tflops"] >= best["tflops"] * (1 - keep_within):
+        return kept
+    return best
+
+
 def write_table(args, rows: list[dict], keys: dict[str, str], listed: dict[str, set]) -> None:
     """The fastest config a table may name (``listed``) of each role into the tuned table (dw2_untransposed is not a launch
     the autograd function makes, so it is left out)."""
@@ -159,12 +177,13 @@ def write_table(args, rows: list[dict], keys: dict[str, str], listed: dict[str, 
     device = torch.cuda.get_device_name()
     path = kernel_tables.default_path(device) if args.write_table == "auto" else args.write_table
     stamp = time.strftime("%Y-%m-%d")
+    current = kernel_tables.read_table(path) if Path(path).exists() else {}
     entries = {}
     for role, key in keys.items():
         ok = [r for r in rows if r["role"] == role and "tflops" in r and r["cfg"] in listed[role]]
         if role == "dw2_untransposed" or not ok:
             continue
-        best = max(ok, key=lambda r: r["tflops"])
+        best = table_pick(ok, current.get(key, {}).get("config"), args.keep_within)
         entries[key] = {"config": best["cfg"], "tflops": round(best["tflops"], 1),
                         "measured": f"{stamp} bench.grouped_gemm_sweep --tokens {args.tokens} --routing {args.routing}"}
     kernel_tables.write_entries(path, device, entries)

@@ -58,3 +58,16 @@ def test_sweep_select_keeps_only_then_excludes_by_whole_words():
     assert select(names, str, "egroup", "tmap") == [names[0], names[3]]
     assert select(names, str, "", "s3") == [names[3]]
     assert select(names, str, "half", "") == [names[3]]  # "half" is a word of the last name only
+
+
+def test_sweep_table_pick_keeps_the_incumbent_on_a_near_tie():
+    from bench.grouped_gemm_sweep import table_pick
+
+    rows = [{"cfg": "a", "tflops": 579.0}, {"cfg": "b", "tflops": 579.6}, {"cfg": "c", "tflops": 560.0}]
+    assert table_pick(rows, "a", 0.01)["cfg"] == "a"  # 0.1% slower: stays
+    assert table_pick(rows, "a", 0.0)["cfg"] == "b"  # no tolerance: the fastest
+    assert table_pick(rows, "c", 0.01)["cfg"] == "b"  # 3.4% slower: replaced
+    assert table_pick(rows, "gone", 0.01)["cfg"] == "b"  # the incumbent was not timed
+    assert table_pick(rows, None, 0.01)["cfg"] == "b"  # no entry yet
+    with pytest.raises(ValueError, match="fraction"):
+        table_pick(rows, "a", 1.5)
