@@ -336,6 +336,29 @@ def _mgrouped_tile(
 
 
 @triton.jit
+def _wgrad_operands(a_ptr, b_ptr, a_desc, b_desc, start, cnt, t, r0, c0, R, C, stride_am, stride_bm,
+                    USE_TMA: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """A weight-gradient K step's operands, both token-major as stored: A [BLOCK_K, BLOCK_M] (rows
+    start + t .. of A, columns r0..; the product takes its transpose) and B [BLOCK_K, BLOCK_N]
+    (columns c0..); rows at or past the expert's ``cnt`` read as zeros (ragged TMA loads, or masks on
+    the pointer path). The transpose stays at the ``tl.dot``: taken here, it splits the A and B TMA
+    loads onto separate barriers in the pipelined loop (sm_90 PTX)."""
+    if USE_TMA:
+        a = load_ragged(a_desc, start, cnt, [t, r0])
+        b = load_ragged(b_desc, start, cnt, [t, c0])
+    else:
+        tok = (start + t + tl.arange(0, BLOCK_K)).to(tl.int64)
+        kmask = tl.arange(0, BLOCK_K) < cnt - t
+        offs_r = r0 + tl.arange(0, BLOCK_M)  # masked, not clamped: keeps contiguous loads vectorised
+        offs_c = c0 + tl.arange(0, BLOCK_N)
+        a = tl.load(a_ptr + tok[:, None] * stride_am + offs_r[None, :],
+                    mask=kmask[:, None] & (offs_r[None, :] < R), other=0.0)
+        b = tl.load(b_ptr + tok[:, None] * stride_bm + offs_c[None, :],
+                    mask=kmask[:, None] & (offs_c[None, :] < C), other=0.0)
+    return a, b
+
+
+@triton.jit
 def _wgrad_tile(
     a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr,
     e, start, end, r0, c0, R, C,
@@ -344,29 +367,11 @@ def _wgrad_tile(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    if USE_TMA:
-        cnt = end - start
-        for t in range(0, cnt, BLOCK_K):
-            # ragged loads: rows past the expert's end read as zeros
-            a = load_ragged(a_desc, start, cnt, [t, r0])
-            b = load_ragged(b_desc, start, cnt, [t, c0])
-            acc = tl.dot(a.T, b, acc)
-    else:
-        offs_k = tl.arange(0, BLOCK_K)
-        offs_r = r0 + tl.arange(0, BLOCK_M)  # masked, not clamped: keeps contiguous loads vectorised
-        offs_c = c0 + tl.arange(0, BLOCK_N)
-        rmask = offs_r < R
-        cmask = offs_c < C
-        tok = (start + offs_k).to(tl.int64)
-        a_ptrs = a_ptr + offs_r[:, None] + tok[None, :] * stride_am  # [BLOCK_M, BLOCK_K], rows contiguous
-        b_ptrs = b_ptr + tok[:, None] * stride_bm + offs_c[None, :]
-        for k in range(start, end, BLOCK_K):
-            kmask = offs_k < end - k
-            a = tl.load(a_ptrs, mask=rmask[:, None] & kmask[None, :], other=0.0)
-            b = tl.load(b_ptrs, mask=kmask[:, None] & cmask[None, :], other=0.0)
-            acc = tl.dot(a, b, acc)
-            a_ptrs += BLOCK_K * stride_am
-            b_ptrs += BLOCK_K * stride_bm
+    cnt = end - start
+    for t in range(0, cnt, BLOCK_K):
+        a, b = _wgrad_operands(a_ptr, b_ptr, a_desc, b_desc, start, cnt, t, r0, c0, R, C, stride_am, stride_bm,
+                               USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+        acc = tl.dot(a.T, b, acc)
     _wgrad_store(out_desc, c_ptr, acc, e, r0, c0, R, C, stride_ce, stride_cr, USE_TMA, TRANS_OUT, BLOCK_M, BLOCK_N)
 
 
@@ -426,7 +431,6 @@ def _wgrad_flat(
             - tl.maximum(lo - pid + NUM_PROGS - 1, 0) // NUM_PROGS)
     total = tl.sum(tl.where(idx < E, mine * ksteps, 0), axis=0)
 
-    offs_k = tl.arange(0, BLOCK_K)
     zero = pid * 0  # int32 scalars carried through the loop
     tile = pid - NUM_PROGS
     ki = zero
@@ -449,21 +453,9 @@ def _wgrad_flat(
             pid_r, pid_c = _swizzle(tile % per_e, num_r, num_c, GROUP_M)
             r0 = pid_r * BLOCK_M
             c0 = pid_c * BLOCK_N
-        t = ki * BLOCK_K
-        if USE_TMA:  # ragged loads: rows past the expert's end read as zeros
-            a = load_ragged(a_desc, start, cnt, [t, r0])
-            b = load_ragged(b_desc, start, cnt, [t, c0])
-            acc = tl.dot(a.T, b, acc)
-        else:
-            offs_r = r0 + tl.arange(0, BLOCK_M)
-            offs_c = c0 + tl.arange(0, BLOCK_N)
-            kmask = offs_k < cnt - t
-            tok = (start + t + offs_k).to(tl.int64)
-            a = tl.load(a_ptr + offs_r[:, None] + tok[None, :] * stride_am,
-                        mask=(offs_r[:, None] < R) & kmask[None, :], other=0.0)
-            b = tl.load(b_ptr + tok[:, None] * stride_bm + offs_c[None, :],
-                        mask=kmask[:, None] & (offs_c[None, :] < C), other=0.0)
-            acc = tl.dot(a, b, acc)
+        a, b = _wgrad_operands(a_ptr, b_ptr, a_desc, b_desc, start, cnt, ki * BLOCK_K, r0, c0, R, C,
+                               stride_am, stride_bm, USE_TMA, BLOCK_M, BLOCK_N, BLOCK_K)
+        acc = tl.dot(a.T, b, acc)
         if ki == kt - 1:  # the tile's last step: store it, start the next from zero
             _wgrad_store(out_desc, c_ptr, acc, e, r0, c0, R, C, stride_ce, stride_cr,
                          USE_TMA, TRANS_OUT, BLOCK_M, BLOCK_N)

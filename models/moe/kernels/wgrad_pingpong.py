@@ -44,17 +44,19 @@ BLOCK_M = 128  # rows of R per tile (one consumer warp group's accumulator: 128 
 BLOCK_N = 128  # columns of C per tile
 BLOCK_K = 64  # expert rows per pipeline stage
 STAGES = 4  # ring stages: 4 x 32 KiB + 2 x 32 KiB epilogue buffers = 192 KiB of shared memory
+# the tile as Gluon constexprs for the jit functions (the host builds the descriptors' blocks from the ints)
+_BM, _BN, _BK = gl.constexpr(BLOCK_M), gl.constexpr(BLOCK_N), gl.constexpr(BLOCK_K)
 _BIG = gl.constexpr(0x40000000)  # 2**30: the ragged descriptors' bounded dimension (see _ragged_desc)
 MAXNREG = 168  # registers/thread at launch: 4 + 4 + 1 warps run as 3 warp groups, 65536 / 384 = 170
 
 
 @gluon.jit
-def _tile_coords(tile, per_e, num_c, offs_ptr, BM: gl.constexpr, BN: gl.constexpr):
+def _tile_coords(tile, per_e, num_c, offs_ptr):
     """Tile index -> expert, first row of R, first column of C, the expert's first row and row count."""
     e = tile // per_e
     within = tile % per_e
-    r0 = (within // num_c) * BM
-    c0 = (within % num_c) * BN
+    r0 = (within // num_c) * _BM
+    c0 = (within % num_c) * _BN
     end = gl.load(offs_ptr + e)
     prev = gl.load(offs_ptr + gl.maximum(e - 1, 0))
     start = gl.where(e > 0, prev, 0)
@@ -66,15 +68,12 @@ def _loader(p):
     """One warp: for every tile of this program, its K steps' A and B blocks into the ring."""
     (a_desc, b_desc, c_desc, offs_ptr, a_bufs, b_bufs, c_bufs, ready, empty, order,
      E, R, NUM_PROGS, num_c, per_e) = p
-    BK: gl.constexpr = a_desc.block_type.shape[2]
-    BM: gl.constexpr = a_desc.block_type.shape[3]
-    BN: gl.constexpr = b_desc.block_type.shape[3]
     NS: gl.constexpr = a_bufs.shape[0]
     nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes
     it = 0
     for tile in range(gl.program_id(0), E * per_e, NUM_PROGS):
-        e, r0, c0, start, cnt = _tile_coords(tile, per_e, num_c, offs_ptr, BM, BN)
-        for k in range(0, cnt, BK):
+        e, r0, c0, start, cnt = _tile_coords(tile, per_e, num_c, offs_ptr)
+        for k in range(0, cnt, _BK):
             s = it % NS
             mbarrier.wait(empty.index(s), ((it // NS) & 1) ^ 1)  # a fresh barrier passes phase 1
             bar = ready.index(s)
@@ -90,19 +89,16 @@ def _consume(p, CID: gl.constexpr):
     """Consumer warp group CID (0 or 1): the program's tiles j with j % 2 == CID."""
     (a_desc, b_desc, c_desc, offs_ptr, a_bufs, b_bufs, c_bufs, ready, empty, order,
      E, R, NUM_PROGS, num_c, per_e) = p
-    BK: gl.constexpr = a_desc.block_type.shape[2]
-    BM: gl.constexpr = a_desc.block_type.shape[3]
-    BN: gl.constexpr = b_desc.block_type.shape[3]
     NS: gl.constexpr = a_bufs.shape[0]
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                         instr_shape=[16, BN, 16])
+                                                         instr_shape=[16, _BN, 16])
     c_smem = c_bufs.index(CID)
     it = 0  # ring position of the current tile's first K step (every tile's steps, both groups')
     j = 0  # the program's local tile index
     turn = 0  # how many main loops this group ran: the phase of the order barrier it waits on
     for tile in range(gl.program_id(0), E * per_e, NUM_PROGS):
-        e, r0, c0, start, cnt = _tile_coords(tile, per_e, num_c, offs_ptr, BM, BN)
-        nk = gl.cdiv(cnt, BK)
+        e, r0, c0, start, cnt = _tile_coords(tile, per_e, num_c, offs_ptr)
+        nk = gl.cdiv(cnt, _BK)
         if j % 2 == CID:
             # wait for the other group to finish the previous tile's main loop (order[1 - CID]
             # completes a phase per main loop of that group); group 0's first tile starts at once
@@ -110,13 +106,13 @@ def _consume(p, CID: gl.constexpr):
                 mbarrier.wait(order.index(0), turn & 1)
             else:
                 mbarrier.wait(order.index(1), (turn & 1) ^ 1, pred=turn > 0)
-            acc = gl.zeros([BM, BN], gl.float32, acc_layout)
+            acc = gl.zeros([_BM, _BN], gl.float32, acc_layout)
             for k in range(nk):
                 pos = it + k
                 s = pos % NS
                 mbarrier.wait(ready.index(s), (pos // NS) & 1)
-                a_t = a_bufs.index(s).reshape([BK, BM]).permute((1, 0))
-                b_t = b_bufs.index(s).reshape([BK, BN])
+                a_t = a_bufs.index(s).reshape([_BK, _BM]).permute((1, 0))
+                b_t = b_bufs.index(s).reshape([_BK, _BN])
                 acc = warpgroup_mma(a_t, b_t, acc, is_async=True)
                 # at most this MMA in flight: the previous step's stage can be refilled
                 acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
@@ -151,13 +147,10 @@ def _consume1(p):
 def _wgrad_pingpong_kernel(a_desc, b_desc, c_desc, offs_ptr, E, R, C, NUM_PROGS,
                            NUM_STAGES: gl.constexpr, num_warps: gl.constexpr):
     """out [E * R, C] (row block e * R + r) = A_e^T @ B_e; see the module docstring."""
-    BK: gl.constexpr = a_desc.block_type.shape[2]
-    BM: gl.constexpr = a_desc.block_type.shape[3]
-    BN: gl.constexpr = b_desc.block_type.shape[3]
     gl.static_assert(num_warps == 4, "the default partition is one consumer warp group")
-    a_bufs = gl.allocate_shared_memory(a_desc.dtype, [NUM_STAGES, 1, 1, BK, BM], a_desc.layout)
-    b_bufs = gl.allocate_shared_memory(b_desc.dtype, [NUM_STAGES, 1, 1, BK, BN], b_desc.layout)
-    c_bufs = gl.allocate_shared_memory(c_desc.dtype, [2, BM, BN], c_desc.layout)
+    a_bufs = gl.allocate_shared_memory(a_desc.dtype, [NUM_STAGES, 1, 1, _BK, _BM], a_desc.layout)
+    b_bufs = gl.allocate_shared_memory(b_desc.dtype, [NUM_STAGES, 1, 1, _BK, _BN], b_desc.layout)
+    c_bufs = gl.allocate_shared_memory(c_desc.dtype, [2, _BM, _BN], c_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
     order = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
@@ -166,8 +159,8 @@ def _wgrad_pingpong_kernel(a_desc, b_desc, c_desc, offs_ptr, E, R, C, NUM_PROGS,
         mbarrier.init(empty.index(i), count=1)
     for i in gl.static_range(2):
         mbarrier.init(order.index(i), count=1)
-    num_c = C // BN
-    per_e = (R // BM) * num_c
+    num_c = C // _BN
+    per_e = (R // _BM) * num_c
     p = (a_desc, b_desc, c_desc, offs_ptr, a_bufs, b_bufs, c_bufs, ready, empty, order,
          E, R, NUM_PROGS, num_c, per_e)
     gl.warp_specialize([(_consume0, (p,)), (_consume1, (p,)), (_loader, (p,))], [4, 1], [232, 24])
