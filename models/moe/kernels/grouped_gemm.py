@@ -627,8 +627,8 @@ def _wgrad_kernel(
         _wgrad_flat(a_ptr, b_ptr, a_desc, b_desc, out_desc, c_ptr, offs_ptr, R, C, E, NUM_PROGS,
                     stride_am, stride_bm, stride_ce, stride_cr, USE_TMA, TRANS_OUT, E_P2,
                     BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
-    elif PERSISTENT:
-        for tile in tl.range(tl.program_id(0), E * per_e, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
+    elif PERSISTENT:  # warp-specialised (WS configs are unflattened: FLATTEN = not WS)
+        for tile in tl.range(tl.program_id(0), E * per_e, NUM_PROGS, warp_specialize=WS):
             e = tile // per_e
             pid_r, pid_c = _swizzle(tile % per_e, num_r, num_c, GROUP_M)
             end = tl.load(offs_ptr + e)
