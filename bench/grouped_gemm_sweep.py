@@ -32,7 +32,8 @@ def candidates(gg) -> dict[str, list]:
     experimental configs: ``grouped_gemm.table_candidates``), then a few sweep-only variations."""
     c = gg._cfg
     extra_gate_up = [c(128, 128, 8, 3, half=True), c(128, 128, 8, 3, persistent=True),
-                     c(128, 128, 8, 3, persistent=True, half=True)]
+                     c(128, 128, 8, 3, persistent=True, half=True), c(128, 128, 8, 4, ws=True, group=0),
+                     c(128, 128, 8, 3, ws=True, group=0)]
     extra_mg = [c(128, 128, 8, 4, half=True)]
 
     gate_up = gg.unique_by_name(gg.table_candidates(gg.GATE_UP_CONFIGS) + extra_gate_up)

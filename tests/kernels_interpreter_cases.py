@@ -338,3 +338,16 @@ def test_launch_picks_table_config_then_autotune(gg, tmp_path, monkeypatch):
                {"USE_TMA": True}, "mgrouped n=1")
     assert raw.calls[0]["BLOCK_M"] == exp.kwargs["BLOCK_M"] and gg.LAST_LAUNCH["config"] == gg.config_name(exp)
     gg._TABLES.clear()
+
+
+def test_pingpong_flag_names_kernels(gg, monkeypatch):
+    """DOTS_GG_PINGPONG: unset / 0 none, 1 / all both, a list names kernels, a typo fails loudly."""
+    for value, want in (("", set()), ("0", set()), ("1", {"wgrad", "dh"}), ("all", {"wgrad", "dh"}),
+                        ("dh", {"dh"}), ("wgrad, dh", {"wgrad", "dh"}), ("WGRAD", {"wgrad"})):
+        monkeypatch.setenv("DOTS_GG_PINGPONG", value)
+        assert {k for k in ("wgrad", "dh") if gg._pingpong_on(k)} == want, value
+    monkeypatch.delenv("DOTS_GG_PINGPONG")
+    assert not gg._pingpong_on("dh")
+    monkeypatch.setenv("DOTS_GG_PINGPONG", "dgrad")
+    with pytest.raises(ValueError, match="DOTS_GG_PINGPONG"):
+        gg._pingpong_on("dh")

@@ -592,3 +592,92 @@ def test_pingpong_dispatch_and_fallback(monkeypatch):
     assert _rel(got, want) <= TOL and _rel(got_t, want_t) <= TOL
     gg.weight_grad(a[:, :200].contiguous(), b, offsets, torch.bfloat16)  # R = 200: not a tile multiple
     assert len(calls) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# the Gluon ping-pong SwiGLU-backward kernel (models.moe.kernels.dh_pingpong)
+
+DH_PINGPONG_CASES = [
+    # (row counts per expert, H, I): empty experts, counts that are not multiples of the 128-row
+    # tile, experts smaller than a tile, one expert alone, I of one and of three column tiles
+    ([0, 5, 128, 0, 130, 1, 200, 77], 320, 256),
+    ([300, 0, 0, 17, 129], 128, 128),
+    ([1000], 256, 384),
+    ([0, 0, 0], 64, 128),
+]
+
+
+def _dh_pingpong_module():
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the ping-pong kernel is for sm_90 (Hopper)")
+    from models.moe.kernels import dh_pingpong
+
+    return dh_pingpong
+
+
+def _dh_operands(counts, hid, inter, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    m, e = sum(counts), len(counts)
+    dy = torch.randn(m, hid, generator=gen).to("cuda", dtype)
+    w2 = (torch.randn(e, hid, inter, generator=gen) / hid**0.5).to("cuda", dtype)
+    h = torch.randn(m, 2 * inter, generator=gen).to("cuda", dtype)
+    offsets = torch.cumsum(torch.tensor(counts), 0).to("cuda", torch.int32)
+    return dy, w2, h, offsets
+
+
+def _dh_loop(dy, w2, h, counts):
+    """dh = [d(act) * u * silu'(g) | d(act) * silu(g)], d(act) = dy_e @ w2_e, per expert in fp64."""
+    inter = w2.shape[2]
+    outs, start = [], 0
+    for ex, cnt in enumerate(counts):
+        d_act = dy[start : start + cnt].double() @ w2[ex].double()
+        g, u = h[start : start + cnt, :inter].double(), h[start : start + cnt, inter:].double()
+        sig = torch.sigmoid(g)
+        outs.append(torch.cat([d_act * u * (sig + g * sig * (1 - sig)), d_act * g * sig], dim=1))
+        start += cnt
+    return torch.cat(outs) if outs else torch.empty(0, 2 * inter, dtype=torch.float64, device=dy.device)
+
+
+@pytest.mark.parametrize("programs", [None, 1, 3], ids=["one-per-sm", "1-program", "3-programs"])
+@pytest.mark.parametrize("stages", [2, 4, 5])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("case", range(len(DH_PINGPONG_CASES)))
+def test_pingpong_dh_matches_loop(case, dtype, stages, programs):
+    """dh against an fp64 loop, every row of every expert; the ragged stores must leave no row
+    unwritten and write no row twice (the output is poisoned first), with one or three programs so
+    that both consumer groups alternate over many tiles (their order and buffer barriers' phases)."""
+    dp = _dh_pingpong_module()
+    counts, hid, inter = DH_PINGPONG_CASES[case]
+    dy, w2, h, offsets = _dh_operands(counts, hid, inter, dtype, seed=case)
+    assert dp.supported(dy, w2, h)
+    _poison_allocator(sum(counts) * 2 * inter * 2 + (1 << 20))
+    out = dp.dh_pingpong(dy, w2, h, offsets, stages=stages, programs=programs)
+    assert out.shape == (sum(counts), 2 * inter) and out.dtype == dtype
+    if sum(counts):
+        assert torch.isfinite(out).all()
+        assert _rel(out, _dh_loop(dy, w2, h, counts)) <= TOL
+
+
+def test_pingpong_dh_dispatch_and_fallback(monkeypatch):
+    """DOTS_GG_PINGPONG=1: grouped_mm_fused's SwiGLU backward runs the ping-pong kernel where it
+    applies (equal to the Triton kernel's result) and the Triton kernel where it does not (an expert
+    width that is not a multiple of 128); unset, never. Plain row-grouped calls never do."""
+    import models.moe.kernels.grouped_gemm as gg
+
+    dp = _dh_pingpong_module()
+    calls = []
+    real = dp.dh_pingpong
+    monkeypatch.setattr(dp, "dh_pingpong", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setenv("DOTS_GG_AUTOTUNE", "0")
+    counts = [0, 300, 5, 129, 0, 64]
+    dy, w2, h, offsets = _dh_operands(counts, 256, 256, torch.bfloat16, seed=9)
+    monkeypatch.setenv("DOTS_GG_PINGPONG", "0")
+    want = gg.grouped_mm_fused(dy, w2, offsets, b_kmajor=False, h=h)
+    assert not calls
+    monkeypatch.setenv("DOTS_GG_PINGPONG", "1")
+    got = gg.grouped_mm_fused(dy, w2, offsets, b_kmajor=False, h=h)
+    assert len(calls) == 1 and _rel(got, want) <= TOL
+    gg.grouped_mm_fused(dy, w2, offsets, b_kmajor=False)  # no h: the plain GEMM, Triton
+    dy2, w2b, h2, _ = _dh_operands(counts, 256, 192, torch.bfloat16, seed=9)  # I = 192: not a tile multiple
+    gg.grouped_mm_fused(dy2, w2b, offsets, b_kmajor=False, h=h2)
+    assert len(calls) == 1

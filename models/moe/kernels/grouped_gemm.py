@@ -30,9 +30,9 @@ GROUP_M = 0 ("egroup") configs walk the row-grouped kernels' tiles expert by exp
 row tiles fastest, and TILE_MAP ones read each tile's expert and rows from a table that a small
 kernel writes before the launch; dW2 is computed transposed
 (``weight_grad(..., trans_out=True)``) so that the expert width sits on the tiles' 128-row side;
-EPI_SPLIT configs run the row-grouped kernels' TMA epilogue over 2 or 4 column chunks of the tile
-in turn (the SwiGLU backward over a whole 128x256 tile spills registers, and its persistent loop
-would not fit in shared memory); EPI_PTR configs (experimental) store through masked pointers
+EPI_SPLIT configs run the row-grouped (and gate/up) kernels' TMA epilogue over 2 or 4 column chunks
+of the tile in turn (the SwiGLU backward over a whole 128x256 tile spills registers, and its
+persistent loop would not fit in shared memory); EPI_PTR configs (experimental) store through masked pointers
 instead of TMA, which needs no shared-memory staging. ``python -m models.moe.kernels.sm90_check``
 compiles every config for sm_90 without a GPU (shared memory, registers, spills), and
 tests/test_grouped_gemm_interpreter.py runs the kernels' logic in Triton's interpreter on CPU.
@@ -42,8 +42,9 @@ by tensor descriptors, and outputs are stored through ragged descriptors
 (``triton.tools.ragged_tma``): the copy engine itself drops rows past the expert's end, and the
 weight-gradient kernels read each expert's rows with ragged loads (zeros past the end). Without TMA
 the same kernels use masked pointer loads and stores (a correctness fallback, not tuned).
-``DOTS_GG_PINGPONG=1`` (opt-in) runs the weight gradients through the Gluon ping-pong kernel of
-``wgrad_pingpong`` where it applies (sm_90, widths multiples of 128).
+``DOTS_GG_PINGPONG`` (opt-in: ``wgrad``, ``dh``, both as ``1``) runs the weight gradients through the
+Gluon ping-pong kernel of ``wgrad_pingpong`` and the SwiGLU backward through that of ``dh_pingpong``
+where they apply (sm_90, widths multiples of 128).
 ``DOTS_GG_AUTOTUNE`` (default 1): autotune tile shapes per (M bucket, N, K, variant), except for
 launches that the device's tuned table names a config for (``models.moe.kernel_tables``,
 ``conf/moe/kernels/<device>.json``, ``DOTS_GG_TUNED``); 0 uses the first config of each list (fast
@@ -177,12 +178,36 @@ def _tile_at(tile, num_m_bound, num_pid_n, idx, starts, ends, tiles, cum, tmap_p
 
 
 @triton.jit
+def _gate_up_epi(acc_g, acc_u, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt: tl.constexpr,
+                 STORE_H: tl.constexpr):
+    """TMA epilogue of one [rows, cols] block of the gate and up accumulators at (row0, n0):
+    act = silu(g) * u, and with STORE_H the pre-activations g and u."""
+    act = acc_g * tl.sigmoid(acc_g) * acc_u
+    store_ragged(act_desc, start, cnt, [row0 - start, n0], act.to(dt))
+    if STORE_H:
+        store_ragged(g_desc, start, cnt, [row0 - start, n0], acc_g.to(dt))
+        store_ragged(u_desc, start, cnt, [row0 - start, n0], acc_u.to(dt))
+
+
+@triton.jit
+def _gate_up_epi_halves(acc_g, acc_u, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt: tl.constexpr,
+                        STORE_H: tl.constexpr):
+    """``_gate_up_epi`` over the left and then the right column half of the accumulators."""
+    rows: tl.constexpr = acc_g.shape[0]
+    half: tl.constexpr = acc_g.shape[1] // 2
+    g0, g1 = acc_g.reshape(rows, 2, half).permute(0, 2, 1).split()
+    u0, u1 = acc_u.reshape(rows, 2, half).permute(0, 2, 1).split()
+    _gate_up_epi(g0, u0, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
+    _gate_up_epi(g1, u1, act_desc, g_desc, u_desc, start, cnt, row0, n0 + half, dt, STORE_H)
+
+
+@triton.jit
 def _gate_up_tile(
     x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
     e, start, row0, row_end, n0, M, N, K,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, EPI_PTR: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    EPI_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -218,15 +243,22 @@ def _gate_up_tile(
             a_ptrs += BLOCK_K
             wg_ptrs += BLOCK_K
             wu_ptrs += BLOCK_K
-    act = acc_g * tl.sigmoid(acc_g) * acc_u
     if USE_TMA and not EPI_PTR:
         # ragged stores: the hardware drops rows past the expert's end and columns past N
         cnt = row_end - start
-        store_ragged(act_desc, start, cnt, [row0 - start, n0], act.to(dt))
-        if STORE_H:
-            store_ragged(g_desc, start, cnt, [row0 - start, n0], acc_g.to(dt))
-            store_ragged(u_desc, start, cnt, [row0 - start, n0], acc_u.to(dt))
+        if EPI_SPLIT == 1:
+            _gate_up_epi(acc_g, acc_u, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
+        elif EPI_SPLIT == 2:  # column chunks one after another: smaller staging, so persistent loops fit
+            _gate_up_epi_halves(acc_g, acc_u, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
+        else:
+            tl.static_assert(EPI_SPLIT == 4, "EPI_SPLIT: 1, 2 or 4")
+            g0, g1 = acc_g.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
+            u0, u1 = acc_u.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
+            _gate_up_epi_halves(g0, u0, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
+            _gate_up_epi_halves(g1, u1, act_desc, g_desc, u_desc, start, cnt, row0, n0 + BLOCK_N // 2, dt,
+                                STORE_H)
     else:  # masked pointer epilogue (no shared-memory staging)
+        act = acc_g * tl.sigmoid(acc_g) * acc_u
         offs_m = row0 + tl.arange(0, BLOCK_M)
         offs_n = n0 + tl.arange(0, BLOCK_N)
         mask = (offs_m < row_end)[:, None] & (offs_n < N)[None, :]
@@ -474,7 +506,8 @@ def _gate_up_any(
     act_ptr, h_ptr, e, start, row0, row_end, n0, M, N, K,
     stride_xm, stride_we, stride_wn, stride_am, stride_hm,
     STORE_H: tl.constexpr, USE_TMA: tl.constexpr, EVEN_K: tl.constexpr, HALF_TAIL: tl.constexpr,
-    EPI_PTR: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    EPI_PTR: tl.constexpr, EPI_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     """One row tile; with HALF_TAIL a tile with <= BLOCK_M/2 rows left in its expert (an expert's
     tail) runs at half height through the "*2" descriptors, halving the work spent on rows past the
@@ -483,12 +516,12 @@ def _gate_up_any(
         _gate_up_tile(x_ptr, w_ptr, x_desc2, w_desc, act_desc2, g_desc2, u_desc2, act_ptr, h_ptr,
                       e, start, row0, row_end, n0, M, N, K,
                       stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                      STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M // 2, BLOCK_N, BLOCK_K)
+                      STORE_H, USE_TMA, EVEN_K, EPI_PTR, EPI_SPLIT, BLOCK_M // 2, BLOCK_N, BLOCK_K)
     else:
         _gate_up_tile(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, act_ptr, h_ptr,
                       e, start, row0, row_end, n0, M, N, K,
                       stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                      STORE_H, USE_TMA, EVEN_K, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+                      STORE_H, USE_TMA, EVEN_K, EPI_PTR, EPI_SPLIT, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -514,7 +547,7 @@ def _gate_up_kernel(
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         e, start, row0, row_end, pid_n = _tile_at(tl.program_id(0), tl.cdiv(M, BLOCK_M) + E, num_pid_n, idx, starts,
                                                   ends, tiles, cum, tmap_ptr, GROUP_M, TILE_MAP, BLOCK_M)
@@ -522,7 +555,7 @@ def _gate_up_kernel(
             _gate_up_any(x_ptr, w_ptr, x_desc, w_desc, act_desc, g_desc, u_desc, x_desc2, act_desc2, g_desc2,
                          u_desc2, act_ptr, h_ptr, e, start, row0, row_end, pid_n * BLOCK_N, M, N, K,
                          stride_xm, stride_we, stride_wn, stride_am, stride_hm,
-                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, BLOCK_M, BLOCK_N, BLOCK_K)
+                         STORE_H, USE_TMA, EVEN_K, HALF_TAIL, EPI_PTR, EPI_SPLIT, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -659,9 +692,9 @@ def _cfg(bm: int, bn: int, warps: int, stages: int, persistent: bool = False, gr
     rows run as half-height tiles (row-grouped kernels); ``epi_ptr``: EPI_PTR, the row-grouped kernels
     store (and the SwiGLU backward loads h) with masked pointer accesses instead of TMA, which needs
     no shared-memory staging, so persistent configs that otherwise do not fit do (experimental:
-    sweep candidates, not yet in the lists); ``split``: EPI_SPLIT, the row-grouped kernels' TMA
-    epilogue runs over ``split`` column chunks of the tile one after another (fewer live registers for
-    the SwiGLU backward, smaller staging buffers); ``group=0`` ("egroup"): the row-grouped kernels
+    sweep candidates, not yet in the lists); ``split``: EPI_SPLIT, the row-grouped and gate/up
+    kernels' TMA epilogue runs over ``split`` column chunks of the tile one after another (fewer live
+    registers for the SwiGLU backward, smaller staging buffers); ``group=0`` ("egroup"): the row-grouped kernels
     walk their tiles expert by expert (``_row_tile_order``) instead of in groups of ``group`` row
     tiles; ``tmap``: TILE_MAP, the row-grouped kernels read each tile's expert and rows from a
     per-row-tile table written before the launch (``_fill_tile_map``) instead of reducing over the
@@ -711,9 +744,10 @@ _DESC_BLOCKS = {
 }
 
 
-# the row-grouped kernel's epilogue descriptors (their column block is BLOCK_N // EPI_SPLIT)
+# the row-grouped and gate/up kernels' epilogue descriptors (their column block is BLOCK_N // EPI_SPLIT)
 _EPI_DESCS = {"c_desc", "hg_desc", "hu_desc", "dg_desc", "du_desc",
-              "c_desc2", "hg_desc2", "hu_desc2", "dg_desc2", "du_desc2"}
+              "c_desc2", "hg_desc2", "hu_desc2", "dg_desc2", "du_desc2",
+              "act_desc", "g_desc", "u_desc", "act_desc2", "g_desc2", "u_desc2"}
 
 
 _MIN_BLOCK_M = 64  # the smallest row tile of any config: tile-map buffers are sized for it
@@ -852,8 +886,17 @@ WGRAD_CONFIGS = [
 # grid split2 egroup); persistent halfn is slower (463; removed). In the H200 table; the half split2 egroup
 # config in the list is its halfn version (the same kernel wherever N is a multiple of 256).
 EXPERIMENTAL_CONFIGS = {
+    # Session 9: the gate/up epilogue in column chunks (EPI_SPLIT), so that persistent loops fit with 4
+    # stages (sm_90: 205-221 KB). H200 sweep at 16K, storing h / not, against the grid config's 585 /
+    # 605: 128x128 s4 pers split2 egroup 459 / 476, split4 453 / 462, half split2 530 / 543, half
+    # split4 526 / 493; s3 pers split2 egroup 462 / 473, half split2 egroup 572 / 581 (kept, for the
+    # split epilogue's coverage); s3 pers 454 / 470, s3 pers half 567 / 573. The flattened persistent
+    # loop (no half tiles) is 20% slower than the nested one (half tiles keep two inner loops, so
+    # nothing is fused): the fused loop holds both accumulators at 255 registers. Warp-specialised
+    # gate/up (with and without egroup) tied the grid config (606 / 569 vs 605 / 585; 32K: 612 vs 626).
     "GATE_UP_CONFIGS": [_cfg(128, 128, 8, 3, persistent=True, epi_ptr=True), _cfg(128, 128, 8, 4, group=0),
-                        _cfg(128, 128, 8, 4, tmap=True)],
+                        _cfg(128, 128, 8, 4, tmap=True),
+                        _cfg(128, 128, 8, 3, persistent=True, half=True, split=2, group=0)],
     "MGROUPED_CONFIGS": [
         _cfg(128, 256, 8, 3, split=2, group=0), _cfg(128, 256, 8, 3, persistent=True, split=4, group=0),
         _cfg(128, 256, 8, 3, persistent=True, epi_ptr=True), _cfg(128, 256, 8, 2, persistent=True, epi_ptr=True),
@@ -918,17 +961,49 @@ def _env_flag(name: str, default: bool) -> bool:
     return default if v is None or v == "" else v.strip().lower() not in ("0", "false", "no", "off")
 
 
+_PINGPONG_KERNELS = ("wgrad", "dh")
+
+
+def _pingpong_on(kernel: str) -> bool:
+    """Whether DOTS_GG_PINGPONG selects the Gluon ping-pong version of ``kernel`` ("wgrad" or "dh"):
+    unset or ``0`` none (the default: neither beats the Triton kernel under the H200's power cap,
+    README), ``1`` / ``all`` both, or a comma-separated list of names; read per call."""
+    v = os.environ.get("DOTS_GG_PINGPONG", "").strip().lower()
+    if v in ("", "0", "false", "no", "off", "none"):
+        return False
+    if v in ("1", "true", "yes", "on", "all"):
+        return True
+    names = {w.strip() for w in v.split(",") if w.strip()}
+    bad = names - set(_PINGPONG_KERNELS)
+    if bad:
+        raise ValueError(f"DOTS_GG_PINGPONG={v!r}: 0, 1, all or a list of {', '.join(_PINGPONG_KERNELS)}")
+    return kernel in names
+
+
 def _pingpong(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether ``weight_grad`` runs the Gluon ping-pong kernel (``wgrad_pingpong``): DOTS_GG_PINGPONG=1
-    (opt-in: on the H200 at the dots.llm1 shapes it measured 2-3% slower than the Triton kernel with
-    uniform routing, README) and a call it supports (sm_90, bf16/fp16, tile-multiple widths)."""
-    if not _env_flag("DOTS_GG_PINGPONG", False) or not _use_tma(a, a.shape[1], b.shape[1]):
+    """Whether ``weight_grad`` runs the Gluon ping-pong kernel (``wgrad_pingpong``): DOTS_GG_PINGPONG
+    names it (opt-in: on the H200 at the dots.llm1 shapes it measured 2-3% slower than the Triton
+    kernel with uniform routing, README) and a call it supports (sm_90, bf16/fp16, tile-multiple widths)."""
+    if not _pingpong_on("wgrad") or not _use_tma(a, a.shape[1], b.shape[1]):
         return False
     try:
         from models.moe.kernels import wgrad_pingpong
     except ImportError:  # a Triton without Gluon's Hopper API: the Triton kernel
         return False
     return wgrad_pingpong.supported(a, b, dtype)
+
+
+def _dh_pingpong(dy: torch.Tensor, w2: torch.Tensor, h: torch.Tensor) -> bool:
+    """Whether ``grouped_mm_fused``'s SwiGLU backward runs the Gluon ping-pong kernel
+    (``dh_pingpong``): DOTS_GG_PINGPONG names it and the call qualifies (sm_90, bf16/fp16, I a
+    multiple of 128, H of 64)."""
+    if not _pingpong_on("dh") or not _use_tma(dy, dy.shape[1], w2.shape[2]):
+        return False
+    try:
+        from models.moe.kernels import dh_pingpong
+    except ImportError:  # a Triton without Gluon's Hopper API: the Triton kernel
+        return False
+    return dh_pingpong.supported(dy, w2, h)
 
 
 def _autotune() -> bool:
@@ -1127,6 +1202,10 @@ def grouped_mm_fused(
     n = b.shape[1] if b_kmajor else b.shape[2]
     if (b.shape[2] if b_kmajor else b.shape[1]) != k:
         raise ValueError(f"grouped_mm_fused: A {tuple(a.shape)} and B {tuple(b.shape)} disagree on K")
+    if h is not None and not b_kmajor and _dh_pingpong(a, b, h):
+        from models.moe.kernels import dh_pingpong
+
+        return dh_pingpong.dh_pingpong(a, b, h, offsets, programs=_num_sms(a))
     out_n = 2 * n if h is not None else n
     c = torch.empty((m, out_n), device=a.device, dtype=a.dtype)
     if m == 0:

@@ -166,12 +166,13 @@ def _wgrad_pingpong_kernel(a_desc, b_desc, c_desc, offs_ptr, E, R, C, NUM_PROGS,
     gl.warp_specialize([(_consume0, (p,)), (_consume1, (p,)), (_loader, (p,))], [4, 1], [232, 24])
 
 
-def _ragged_desc(t: torch.Tensor, block_cols: int) -> TensorDescriptor:
+def _ragged_desc(t: torch.Tensor, block_cols: int, block_rows: int = BLOCK_K) -> TensorDescriptor:
     """Triton's ragged descriptor (``triton.tools.ragged_tma.create_ragged_descriptor``) over 2-D ``t``
-    with [1, 1, BLOCK_K, block_cols] boxes, re-made as a Gluon descriptor (which carries its
+    with [1, 1, block_rows, block_cols] boxes, re-made as a Gluon descriptor (which carries its
     shared-memory layout). Coordinates ``[2**30, start + cnt, 2**30 - cnt + k, col]`` read
-    ``t[start + k, col]`` and zeros at or past row ``start + cnt`` (see ``_loader``)."""
-    d = create_ragged_descriptor(t, [BLOCK_K, block_cols])
+    ``t[start + k, col]`` and zeros at or past row ``start + cnt`` (see ``_loader``); a store through
+    them writes only the rows before ``start + cnt`` (``dh_pingpong``)."""
+    d = create_ragged_descriptor(t, [block_rows, block_cols])
     layout = gl.NVMMASharedLayout.get_default_for(d.block_shape, _GL_DTYPES[t.dtype])
     return TensorDescriptor(d.base, d.shape, d.strides, d.block_shape, layout)
 
