@@ -85,37 +85,31 @@ def test_tile_map_kernel_compiles():
     assert kernel.asm["ptx"] and kernel.metadata.shared <= SMEM_LIMIT
 
 
-@pytest.mark.parametrize("stages", [2, 3, 4, 5])
-def test_pingpong_kernel_compiles(stages):
-    """The Gluon ping-pong weight-gradient kernel (opt-in, DOTS_GG_PINGPONG=1) compiles for sm_90 at
-    every ring depth it accepts, fits in shared memory, and ptxas reports no spills."""
-    pytest.importorskip("triton.experimental.gluon.language.nvidia.hopper",
-                        reason="needs Triton with Gluon's Hopper API (3.5+)")
-    from models.moe.kernels import sm90_check, wgrad_pingpong
-
-    for dtype in ("bf16", "fp16"):
-        k = wgrad_pingpong.compile_sm90(stages=stages, dtype=dtype)
-        assert k.metadata.shared <= sm90_check.SMEM_LIMIT, k.metadata.shared
-        regs, spills = sm90_check._ptxas_stats(k.asm["ptx"])
-        assert not spills, (stages, dtype, regs, spills)
-        assert "wgmma.mma_async" in k.asm["ptx"] and "setmaxnreg" in k.asm["ptx"]
+# (module, the ring depths from which ptxas must report no spills): the weight-gradient kernel at
+# every depth; the dh kernel at those it runs with (4, the default 5): its epilogue over the whole
+# 128-row tile at once spilled 140 bytes per thread, in two row halves none, and at 2-3 stages fp16
+# spills 8 bytes
+PINGPONG_KERNELS = [("wgrad_pingpong", 2), ("dh_pingpong", 4)]
 
 
 @pytest.mark.parametrize("stages", [2, 3, 4, 5])
-def test_dh_pingpong_kernel_compiles(stages):
-    """The Gluon ping-pong SwiGLU-backward kernel (opt-in, DOTS_GG_PINGPONG=dh) compiles for sm_90 at
-    every ring depth it accepts and fits in shared memory; at the depths it runs with (4, the
-    default 5) ptxas reports no spills (its epilogue over the whole 128-row tile at once spilled 140
-    bytes per thread; in two row halves, none; at 2-3 stages fp16 spills 8 bytes)."""
+@pytest.mark.parametrize("module,no_spills_from", PINGPONG_KERNELS, ids=[m for m, _ in PINGPONG_KERNELS])
+def test_pingpong_kernel_compiles(module, no_spills_from, stages):
+    """The Gluon ping-pong kernels (opt-in, DOTS_GG_PINGPONG) compile for sm_90 at every ring depth
+    they accept, bf16 and fp16, fit in shared memory, use wgmma and setmaxnreg, and do not spill
+    (see PINGPONG_KERNELS)."""
     pytest.importorskip("triton.experimental.gluon.language.nvidia.hopper",
                         reason="needs Triton with Gluon's Hopper API (3.5+)")
-    from models.moe.kernels import dh_pingpong, sm90_check
+    import importlib
 
+    from models.moe.kernels import sm90_check
+
+    mod = importlib.import_module(f"models.moe.kernels.{module}")
     for dtype in ("bf16", "fp16"):
-        k = dh_pingpong.compile_sm90(stages=stages, dtype=dtype)
+        k = mod.compile_sm90(stages=stages, dtype=dtype)
         assert k.metadata.shared <= sm90_check.SMEM_LIMIT, k.metadata.shared
         regs, spills = sm90_check._ptxas_stats(k.asm["ptx"])
         assert regs is not None
-        if stages >= 4:
+        if stages >= no_spills_from:
             assert not spills, (stages, dtype, regs, spills)
         assert "wgmma.mma_async" in k.asm["ptx"] and "setmaxnreg" in k.asm["ptx"]

@@ -40,7 +40,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from models.moe.kernels.sm90_check import SMEM_LIMIT
-from models.moe.kernels.wgrad_pingpong import _GL_DTYPES, MAXNREG, _ragged_desc
+from models.moe.kernels.wgrad_pingpong import _GL_DTYPES, MAXNREG, _ragged_desc, wait_turn
 
 BLOCK_M = 128  # rows per tile (one consumer warp group's accumulator: 128 fp32 registers/thread)
 BLOCK_N = 128  # columns of d(act) per tile
@@ -147,11 +147,7 @@ def _consume(p, CID: gl.constexpr):
         e, start, cnt, row0, n0 = _tile(t, num_n, tmap_ptr)
         if row0 - start < cnt:
             if j % 2 == CID:
-                # the other group's previous main loop has issued its last MMA (order[1 - CID])
-                if CID == 1:
-                    mbarrier.wait(order.index(0), turn & 1)
-                else:
-                    mbarrier.wait(order.index(1), (turn & 1) ^ 1, pred=turn > 0)
+                wait_turn(order, CID, turn)
                 # the tile's two 64-row halves in two accumulators (the same wgmma instructions as one
                 # 128-row accumulator), so that the epilogue can take them one after the other
                 acc0 = gl.zeros([_HM, _BN], gl.float32, acc_layout)
@@ -185,16 +181,6 @@ def _consume(p, CID: gl.constexpr):
 
 
 @gluon.jit
-def _consume0(p):
-    _consume(p, 0)
-
-
-@gluon.jit
-def _consume1(p):
-    _consume(p, 1)
-
-
-@gluon.jit
 def _dh_pingpong_kernel(a_desc, b_desc, hg_desc, hu_desc, dg_desc, du_desc, tmap_ptr, K, NUM_TILES, NUM_PROGS,
                         num_n, NUM_STAGES: gl.constexpr, num_warps: gl.constexpr):
     """dh [M, 2N] from dy [M, K], w2 as [E * K, N] and h [M, 2N]; see the module docstring."""
@@ -216,7 +202,7 @@ def _dh_pingpong_kernel(a_desc, b_desc, hg_desc, hu_desc, dg_desc, du_desc, tmap
         mbarrier.init(order.index(i), count=1)
     p = (a_desc, b_desc, hg_desc, hu_desc, dg_desc, du_desc, tmap_ptr, a_bufs, b_bufs, h_bufs,
          ready, empty, order, hready, hfree, K, NUM_TILES, NUM_PROGS, num_n)
-    gl.warp_specialize([(_consume0, (p,)), (_consume1, (p,)), (_loader, (p,))], [4, 1], [240, 24])
+    gl.warp_specialize([(_consume, (p, 0)), (_consume, (p, 1)), (_loader, (p,))], [4, 1], [240, 24])
 
 
 def _smem_bytes(stages: int) -> int:

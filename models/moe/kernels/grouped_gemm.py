@@ -53,6 +53,7 @@ start, tests).
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import torch
@@ -980,30 +981,32 @@ def _pingpong_on(kernel: str) -> bool:
     return kernel in names
 
 
+def _pingpong_module(kernel: str, tma: bool):
+    """The Gluon ping-pong module for ``kernel`` (``models.moe.kernels.<kernel>_pingpong``) where
+    DOTS_GG_PINGPONG names it and the call takes the TMA path; None otherwise, and with a Triton
+    that has no Gluon Hopper API (the Triton kernel runs). Callers still check its ``supported``."""
+    if not _pingpong_on(kernel) or not tma:
+        return None
+    try:
+        return importlib.import_module(f"models.moe.kernels.{kernel}_pingpong")
+    except ImportError:
+        return None
+
+
 def _pingpong(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> bool:
     """Whether ``weight_grad`` runs the Gluon ping-pong kernel (``wgrad_pingpong``): DOTS_GG_PINGPONG
     names it (opt-in: on the H200 at the dots.llm1 shapes it measured 2-3% slower than the Triton
     kernel with uniform routing, README) and a call it supports (sm_90, bf16/fp16, tile-multiple widths)."""
-    if not _pingpong_on("wgrad") or not _use_tma(a, a.shape[1], b.shape[1]):
-        return False
-    try:
-        from models.moe.kernels import wgrad_pingpong
-    except ImportError:  # a Triton without Gluon's Hopper API: the Triton kernel
-        return False
-    return wgrad_pingpong.supported(a, b, dtype)
+    mod = _pingpong_module("wgrad", _use_tma(a, a.shape[1], b.shape[1]))
+    return mod is not None and mod.supported(a, b, dtype)
 
 
 def _dh_pingpong(dy: torch.Tensor, w2: torch.Tensor, h: torch.Tensor) -> bool:
     """Whether ``grouped_mm_fused``'s SwiGLU backward runs the Gluon ping-pong kernel
-    (``dh_pingpong``): DOTS_GG_PINGPONG names it and the call qualifies (sm_90, bf16/fp16, I a
-    multiple of 128, H of 64)."""
-    if not _pingpong_on("dh") or not _use_tma(dy, dy.shape[1], w2.shape[2]):
-        return False
-    try:
-        from models.moe.kernels import dh_pingpong
-    except ImportError:  # a Triton without Gluon's Hopper API: the Triton kernel
-        return False
-    return dh_pingpong.supported(dy, w2, h)
+    (``dh_pingpong``): DOTS_GG_PINGPONG names it (opt-in: it ties the Triton kernel on the H200,
+    README) and the call qualifies (sm_90, bf16/fp16, I a multiple of 128, H of 64)."""
+    mod = _pingpong_module("dh", _use_tma(dy, dy.shape[1], w2.shape[2]))
+    return mod is not None and mod.supported(dy, w2, h)
 
 
 def _autotune() -> bool:

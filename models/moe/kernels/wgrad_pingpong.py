@@ -64,6 +64,18 @@ def _tile_coords(tile, per_e, num_c, offs_ptr):
 
 
 @gluon.jit
+def wait_turn(order, CID: gl.constexpr, turn):
+    """Consumer group CID waits until the other group has issued the last MMA of its previous main
+    loop (order[1 - CID] completes a phase per main loop of that group), so that the two groups'
+    main loops alternate; group 0's first tile starts at once. ``turn``: main loops this group ran.
+    (Shared with ``dh_pingpong``.)"""
+    if CID == 1:
+        mbarrier.wait(order.index(0), turn & 1)
+    else:
+        mbarrier.wait(order.index(1), (turn & 1) ^ 1, pred=turn > 0)
+
+
+@gluon.jit
 def _loader(p):
     """One warp: for every tile of this program, its K steps' A and B blocks into the ring."""
     (a_desc, b_desc, c_desc, offs_ptr, a_bufs, b_bufs, c_bufs, ready, empty, order,
@@ -100,12 +112,7 @@ def _consume(p, CID: gl.constexpr):
         e, r0, c0, start, cnt = _tile_coords(tile, per_e, num_c, offs_ptr)
         nk = gl.cdiv(cnt, _BK)
         if j % 2 == CID:
-            # wait for the other group to finish the previous tile's main loop (order[1 - CID]
-            # completes a phase per main loop of that group); group 0's first tile starts at once
-            if CID == 1:
-                mbarrier.wait(order.index(0), turn & 1)
-            else:
-                mbarrier.wait(order.index(1), (turn & 1) ^ 1, pred=turn > 0)
+            wait_turn(order, CID, turn)
             acc = gl.zeros([_BM, _BN], gl.float32, acc_layout)
             for k in range(nk):
                 pos = it + k
@@ -134,16 +141,6 @@ def _consume(p, CID: gl.constexpr):
 
 
 @gluon.jit
-def _consume0(p):
-    _consume(p, 0)
-
-
-@gluon.jit
-def _consume1(p):
-    _consume(p, 1)
-
-
-@gluon.jit
 def _wgrad_pingpong_kernel(a_desc, b_desc, c_desc, offs_ptr, E, R, C, NUM_PROGS,
                            NUM_STAGES: gl.constexpr, num_warps: gl.constexpr):
     """out [E * R, C] (row block e * R + r) = A_e^T @ B_e; see the module docstring."""
@@ -163,7 +160,7 @@ def _wgrad_pingpong_kernel(a_desc, b_desc, c_desc, offs_ptr, E, R, C, NUM_PROGS,
     per_e = (R // _BM) * num_c
     p = (a_desc, b_desc, c_desc, offs_ptr, a_bufs, b_bufs, c_bufs, ready, empty, order,
          E, R, NUM_PROGS, num_c, per_e)
-    gl.warp_specialize([(_consume0, (p,)), (_consume1, (p,)), (_loader, (p,))], [4, 1], [232, 24])
+    gl.warp_specialize([(_consume, (p, 0)), (_consume, (p, 1)), (_loader, (p,))], [4, 1], [232, 24])
 
 
 def _ragged_desc(t: torch.Tensor, block_cols: int, block_rows: int = BLOCK_K) -> TensorDescriptor:
