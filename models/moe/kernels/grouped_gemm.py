@@ -249,15 +249,10 @@ def _gate_up_tile(
         cnt = row_end - start
         if EPI_SPLIT == 1:
             _gate_up_epi(acc_g, acc_u, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
-        elif EPI_SPLIT == 2:  # column chunks one after another: smaller staging, so persistent loops fit
+        else:  # column halves one after another: smaller staging, so persistent loops fit (4 chunks
+            # lost in session 9's sweep and were removed)
+            tl.static_assert(EPI_SPLIT == 2, "the gate/up kernel's EPI_SPLIT: 1 or 2")
             _gate_up_epi_halves(acc_g, acc_u, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
-        else:
-            tl.static_assert(EPI_SPLIT == 4, "EPI_SPLIT: 1, 2 or 4")
-            g0, g1 = acc_g.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
-            u0, u1 = acc_u.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
-            _gate_up_epi_halves(g0, u0, act_desc, g_desc, u_desc, start, cnt, row0, n0, dt, STORE_H)
-            _gate_up_epi_halves(g1, u1, act_desc, g_desc, u_desc, start, cnt, row0, n0 + BLOCK_N // 2, dt,
-                                STORE_H)
     else:  # masked pointer epilogue (no shared-memory staging)
         act = acc_g * tl.sigmoid(acc_g) * acc_u
         offs_m = row0 + tl.arange(0, BLOCK_M)
@@ -984,29 +979,15 @@ def _pingpong_on(kernel: str) -> bool:
 def _pingpong_module(kernel: str, tma: bool):
     """The Gluon ping-pong module for ``kernel`` (``models.moe.kernels.<kernel>_pingpong``) where
     DOTS_GG_PINGPONG names it and the call takes the TMA path; None otherwise, and with a Triton
-    that has no Gluon Hopper API (the Triton kernel runs). Callers still check its ``supported``."""
+    that has no Gluon Hopper API (the Triton kernel runs). Callers still check its ``supported``.
+    Both are opt-in: under the H200's power cap the weight-gradient one measured 2-3% slower than the
+    Triton kernel and the dh one tied it (README)."""
     if not _pingpong_on(kernel) or not tma:
         return None
     try:
         return importlib.import_module(f"models.moe.kernels.{kernel}_pingpong")
     except ImportError:
         return None
-
-
-def _pingpong(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether ``weight_grad`` runs the Gluon ping-pong kernel (``wgrad_pingpong``): DOTS_GG_PINGPONG
-    names it (opt-in: on the H200 at the dots.llm1 shapes it measured 2-3% slower than the Triton
-    kernel with uniform routing, README) and a call it supports (sm_90, bf16/fp16, tile-multiple widths)."""
-    mod = _pingpong_module("wgrad", _use_tma(a, a.shape[1], b.shape[1]))
-    return mod is not None and mod.supported(a, b, dtype)
-
-
-def _dh_pingpong(dy: torch.Tensor, w2: torch.Tensor, h: torch.Tensor) -> bool:
-    """Whether ``grouped_mm_fused``'s SwiGLU backward runs the Gluon ping-pong kernel
-    (``dh_pingpong``): DOTS_GG_PINGPONG names it (opt-in: it ties the Triton kernel on the H200,
-    README) and the call qualifies (sm_90, bf16/fp16, I a multiple of 128, H of 64)."""
-    mod = _pingpong_module("dh", _use_tma(dy, dy.shape[1], w2.shape[2]))
-    return mod is not None and mod.supported(dy, w2, h)
 
 
 def _autotune() -> bool:
@@ -1205,15 +1186,14 @@ def grouped_mm_fused(
     n = b.shape[1] if b_kmajor else b.shape[2]
     if (b.shape[2] if b_kmajor else b.shape[1]) != k:
         raise ValueError(f"grouped_mm_fused: A {tuple(a.shape)} and B {tuple(b.shape)} disagree on K")
-    if h is not None and not b_kmajor and _dh_pingpong(a, b, h):
-        from models.moe.kernels import dh_pingpong
-
-        return dh_pingpong.dh_pingpong(a, b, h, offsets, programs=_num_sms(a))
+    tma = _use_tma(a, k, n)
+    pp = _pingpong_module("dh", tma) if h is not None and not b_kmajor else None
+    if pp is not None and pp.supported(a, b, h):  # the SwiGLU backward through the Gluon ping-pong kernel
+        return pp.dh_pingpong(a, b, h, offsets, programs=_num_sms(a))
     out_n = 2 * n if h is not None else n
     c = torch.empty((m, out_n), device=a.device, dtype=a.dtype)
     if m == 0:
         return c
-    tma = _use_tma(a, k, n)
     stride_bk, stride_bn = (b.stride(2), b.stride(1)) if b_kmajor else (b.stride(1), b.stride(2))
     h_arg = h if h is not None else c
     if tma:
@@ -1247,11 +1227,10 @@ def weight_grad(
 ) -> torch.Tensor:
     """``dW[e] = a[rows of e]^T @ b[rows of e]`` -> [E, R, C] (a [M, R], b [M, C]), or with
     ``trans_out`` its transpose [E, C, R]; zeros for an expert without rows."""
-    if _pingpong(a, b, dtype):  # (a^T b)^T = b^T a: the transposed output is the swapped product
-        from models.moe.kernels import wgrad_pingpong
-
+    pp = _pingpong_module("wgrad", _use_tma(a, a.shape[1], b.shape[1]))
+    if pp is not None and pp.supported(a, b, dtype):  # (a^T b)^T = b^T a: transposed = the swapped product
         lhs, rhs = (b, a) if trans_out else (a, b)
-        return wgrad_pingpong.weight_grad_pingpong(lhs, rhs, offsets, programs=_num_sms(a))
+        return pp.weight_grad_pingpong(lhs, rhs, offsets, programs=_num_sms(a))
     m, r = a.shape
     c_dim = b.shape[1]
     e = offsets.shape[0]
