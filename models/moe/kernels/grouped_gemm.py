@@ -30,7 +30,7 @@ GROUP_M = 0 ("egroup") configs walk the row-grouped kernels' tiles expert by exp
 row tiles fastest, and TILE_MAP ones read each tile's expert and rows from a table that a small
 kernel writes before the launch; dW2 is computed transposed
 (``weight_grad(..., trans_out=True)``) so that the expert width sits on the tiles' 128-row side;
-EPI_SPLIT configs run the row-grouped (and gate/up) kernels' TMA epilogue over 2 or 4 column chunks
+EPI_SPLIT configs run the row-grouped kernels' TMA epilogue over 2 or 4 column chunks (gate/up: 2)
 of the tile in turn (the SwiGLU backward over a whole 128x256 tile spills registers, and its
 persistent loop would not fit in shared memory); EPI_PTR configs (experimental) store through masked pointers
 instead of TMA, which needs no shared-memory staging. ``python -m models.moe.kernels.sm90_check``
