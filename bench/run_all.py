@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -223,6 +224,19 @@ def write_results(results: dict, out_dir: Path) -> None:
     (out_dir / "RESULTS.md").write_text(render_markdown(results), encoding="utf-8")
 
 
+def command_line(argv: list[str]) -> str:
+    """The command that reproduces the run (``--note``, printed above the table, left out)."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--note":
+            skip = True
+        elif not a.startswith("--note="):
+            kept.append(a)
+    return shlex.join(["python", "-m", "bench.run_all", *kept])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
@@ -238,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [] if peer else [f"datatrove venv absent ({args.peer_python}): the datatrove sides were skipped "
                              "(bench/stage1.py says how to create it)"]
     results: dict[str, Any] = {
-        "command": " ".join(["python -m bench.run_all", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
         "note": args.note,

@@ -90,3 +90,9 @@ def test_a_failing_bench_is_reported_with_its_log(tmp_path):
 def test_unknown_bench_names_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="unknown bench"):
         run_all.main(["--only", "stage1,nope", "--out", str(tmp_path)])
+
+
+def test_the_recorded_command_leaves_out_the_note():
+    assert run_all.command_line(["--only", "minhash", "--note", "busy machine"]) == \
+        "python -m bench.run_all --only minhash"
+    assert run_all.command_line(["--note=busy", "--out", "a b"]) == "python -m bench.run_all --out 'a b'"
