@@ -50,6 +50,12 @@ check-kernels: $(KCHECK)
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not spark and not cluster and not slow" $(PYTEST_ARGS)
 
+# The CPU benchmarks one after another (stage1, minhash, dedup, tokenizer_speed, model_speed; the
+# datatrove sides only where its venv exists) into one table: bench/results/RESULTS.md + results.json.
+# About 15 minutes on 2 cores. ARGS go to bench.run_all (e.g. ARGS="--only minhash,dedup").
+bench: $(STAMP)
+	$(VPY) -m bench.run_all $(ARGS)
+
 lint: $(STAMP)
 	$(VPY) -m ruff check .
 

@@ -1,6 +1,6 @@
 """The whole ``dedup`` job on a generated corpus of short documents with planted duplicate clusters.
 
-    PYTHONPATH=. .venv/bin/python bench/dedup.py --docs 100000 [--work /tmp/bench_dedup] [--verify]
+    .venv/bin/python -m bench.dedup --docs 100000 [--work /tmp/bench_dedup] [--verify] [--json OUT]
 
 Corpus: ``--docs`` documents of 60-120 Zipf-distributed words; a fraction ``--dup-frac`` of them are
 near copies of a base document (``--edits`` random word substitutions each, clusters of 2..
@@ -8,22 +8,12 @@ near copies of a base document (``--edits`` random word substitutions each, clus
 JVM, Python workers) and pairwise precision / recall of the output clusters vs the planted truth.
 """
 
-# ruff: noqa: E402, I001 - the sys.path fix below must run before the other imports
 from __future__ import annotations
 
-import sys
-from os.path import abspath, dirname
-
-# Run as a script: drop bench/ from the path (its modules, e.g. bench/tokenize.py, would shadow the
-# standard library's) and put the repo root first.
-_HERE = dirname(abspath(__file__))
-sys.path[:] = [p for p in sys.path if abspath(p or ".") != _HERE]
-sys.path.insert(0, dirname(_HERE))
-
 import argparse
+import json
 import os
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -140,7 +130,7 @@ def pair_metrics(pred: dict[str, str], truth: dict[str, str]) -> tuple[float, fl
     return (tp / pp if pp else 1.0), (tp / tpairs if tpairs else 1.0), pp, tpairs
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--dup-frac", type=float, default=0.2)
@@ -150,7 +140,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/bench_dedup")
     ap.add_argument("--verify", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
-    args = ap.parse_args()
+    ap.add_argument("--json", default=None, help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
 
     from jobs.common import get_spark, run_stage
     from jobs.dedup import run
@@ -215,6 +206,17 @@ def main() -> None:
     print(
         f"pairwise precision {precision:.4f}  recall {recall:.4f}  (predicted pairs {pp:,}, true pairs {tp:,})"
     )
+    figures = {
+        "docs": args.docs, "master": spark.sparkContext.master, "cpu_count": os.cpu_count(), "wall_s": wall,
+        "docs_per_s": args.docs / wall, "cpu_s": cpu_s, "peak_rss_gib": peak[0] / 2**30,
+        "load_avg_mean": sum(loads) / len(loads) if loads else None,
+        "dropped_minhash_duplicate": stats["dropped"].get("minhash_duplicate", 0), "planted_duplicates": planted_dups,
+        "precision": precision, "recall": recall,
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    return figures
 
 
 if __name__ == "__main__":

@@ -147,8 +147,8 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
     reference path's curve: step by step, and aligned at the plateau escape (``escape_step``).
     Every run of the small config sits on an early plateau with the router collapsed and leaves it
     at a step set by the last bits of its arithmetic. If two paths differed only by when they leave
-    it, the aligned distance would be near the step-to-step noise; on the H100 runs of session 4 it
-    was not (the pace of leaving differs too, README "End to end")."""
+    it, the aligned distance would be near the step-to-step noise; on H100 runs it is not (the pace
+    of leaving differs too, docs/KERNELS.md)."""
     skip = max(1, len(runs["reference"]) // 10)
     summary: dict = {}
     for impl, rows in runs.items():

@@ -1,6 +1,6 @@
 """MinHash signatures per second on one core: our compiled batch kernels vs datasketch, 2048 permutations.
 
-    PYTHONPATH=. .venv/bin/python bench/minhash.py [--docs 300] [--num-perm 2048] [--scheme affine64] [--repeat 3]
+    .venv/bin/python -m bench.minhash [--docs 300] [--num-perm 2048] [--scheme affine64] [--repeat 3] [--json OUT]
 
 Pages: real page texts from ../shared/data (CleanEval/Dragnet/L3S gold text, tags stripped, pages
 of 1-12k characters) or, when absent, generated text of the same length. datasketch gets the
@@ -12,23 +12,13 @@ identical to datasketch's before the figures are printed. Times are CPU seconds 
 that loads the compiled kernels.
 """
 
-# ruff: noqa: E402, I001 - the sys.path fix below must run before the other imports
 from __future__ import annotations
-
-import sys
-from os.path import abspath, dirname
-
-# Run as a script: drop bench/ from the path (its modules, e.g. bench/tokenize.py, would shadow the
-# standard library's) and put the repo root first.
-_HERE = dirname(abspath(__file__))
-sys.path[:] = [p for p in sys.path if abspath(p or ".") != _HERE]
-sys.path.insert(0, dirname(_HERE))
 
 import argparse
 import gzip
+import json
 import random
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -76,14 +66,15 @@ def best_of(repeat: int, f):
     return best, out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--num-perm", type=int, default=2048)
     ap.add_argument("--scheme", default="affine64", choices=["affine64", "affine32", "legacy"])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    ap.add_argument("--json", default=None, help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
     from datasketch import MinHash
 
     pages, source = load_pages(args.docs)
@@ -159,6 +150,17 @@ def main() -> None:
         f"{(t_hash - t_norm) / n * 1e3:.3f} ms, signatures {t_sig / n * 1e3:.3f} ms, "
         f"band keys {(t_bands - t_ours) / n * 1e3:.3f} ms"
     )
+    figures = {
+        "pages": n, "source": source, "num_perm": args.num_perm, "scheme": args.scheme, "repeat": rep,
+        "identical_to_datasketch": same,
+        "docs_per_s_core": {"datasketch": ds_e2e, "datasketch_affine32": ds_default, "ours": rate(t_ours),
+                            "ours_with_band_keys": rate(t_bands)},
+        "ours_vs_datasketch": rate(t_ours) / ds_e2e,
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    return figures
 
 
 if __name__ == "__main__":

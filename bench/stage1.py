@@ -25,9 +25,9 @@ Quality (same pages, same metric code for both sides; each side decodes bytes it
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python bench/stage1.py                 # speed + quality (several minutes)
-    PYTHONPATH=. .venv/bin/python bench/stage1.py --only speed --profile 300
-    PYTHONPATH=. .venv/bin/python bench/stage1.py --quality-limit 100 --json out/bench/stage1.json
+    .venv/bin/python -m bench.stage1                 # speed + quality (several minutes)
+    .venv/bin/python -m bench.stage1 --only speed --profile 300
+    .venv/bin/python -m bench.stage1 --quality-limit 100 --json out/bench/stage1.json
 
 The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip install
 "datatrove[processing]==0.10.1" lxml_html_clean warcio faust-cchardet python-magic`` (see bench/README.md).
@@ -35,18 +35,11 @@ The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder is sys.path[0]; a sibling bench module named like a stdlib
-# module (bench/tokenize.py) would then shadow it (inspect -> linecache -> tokenize). Drop it.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
+import argparse
 import gzip
 import inspect
 import json
+import os
 import re
 import resource
 import subprocess

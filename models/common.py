@@ -216,7 +216,7 @@ def load_model(path: str | os.PathLike, device: torch.device) -> tuple[HashedBag
     # Inference in float64, returned as float32: BLAS/cuBLAS pick kernels by batch shape, so fp32 scores
     # of a document can differ in the last bit with the Arrow batch it lands in; a float64 forward pass
     # rounded to float32 makes the output byte-identical whatever the partitioning. Cost: ~1.8x the fp32
-    # forward pass on CPU, still a small share next to Python featurization (see bench/models.py).
+    # forward pass on CPU, still a small share next to Python featurization (see bench/model_speed.py).
     model.eval().to(device=device, dtype=torch.float64)
     return model, cfg
 

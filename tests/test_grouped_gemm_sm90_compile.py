@@ -43,19 +43,28 @@ def test_every_config_fits_some_variant(results):
     assert not dead, dead
 
 
-def test_epilogue_variants_do_what_they_were_added_for(results):
-    """EPI_PTR exists to let persistent loops fit: the persistent dh at 2 stages and the persistent
-    half-tile loop must fit (their TMA-epilogue counterparts do not). EPI_SPLIT exists to stop the
-    SwiGLU-backward epilogue spilling and to let its persistent loop fit."""
-    fits = {(r.config, r.variant): r.fits for r in results if r.list_name == "MGROUPED_CONFIGS"}
-    spills = {(r.config, r.variant): r.spill_bytes for r in results if r.list_name == "MGROUPED_CONFIGS"}
-    assert spills[("128x256x64 w8 s3", "dh")], "the whole-tile SwiGLU-backward epilogue was expected to spill"
-    assert spills[("128x256x64 w8 s3 split2", "dh")] == 0
-    assert fits[("128x256x64 w8 s3 pers split2", "dh")]
-    assert fits[("128x256x64 w8 s2 pers epi_ptr", "dh")]
-    assert not fits[("128x256x64 w8 s3 pers", "dh")]
+def _row_grouped(variant: str, **cfg) -> tuple[bool, int | None]:
+    """(fits in shared memory, spill-store bytes) of the row-grouped kernel's ``variant`` compiled
+    under ``_cfg(128, 256, 8, **cfg)``, whether or not a config list holds that config."""
+    from models.moe.kernels import sm90_check
+    from models.moe.kernels.grouped_gemm_configs import _cfg
+
+    consts = dict(sm90_check.VARIANTS["MGROUPED_CONFIGS"])[variant]
+    smem, _, spills = sm90_check.compile_config("MGROUPED_CONFIGS", _cfg(128, 256, 8, **cfg), consts)
+    return smem <= sm90_check.SMEM_LIMIT, spills
+
+
+def test_epilogue_variants_do_what_they_were_added_for():
+    """EPI_SPLIT exists to stop the SwiGLU-backward epilogue spilling and to let its persistent loop
+    fit; EPI_PTR to let persistent loops fit: the persistent dh at 2 stages and the persistent
+    half-tile loop fit with it (their TMA-epilogue counterparts do not)."""
+    assert _row_grouped("dh", stages=3)[1], "the whole-tile SwiGLU-backward epilogue was expected to spill"
+    assert _row_grouped("dh", stages=3, split=2)[1] == 0
+    assert _row_grouped("dh", stages=3, persistent=True, split=2)[0]
+    assert not _row_grouped("dh", stages=3, persistent=True)[0]
+    assert _row_grouped("dh", stages=2, persistent=True, epi_ptr=True)[0]
     for variant in ("down", "dh", "dx"):
-        assert fits[("128x256x64 w8 s3 pers half epi_ptr", variant)]
+        assert _row_grouped(variant, stages=3, persistent=True, half=True, epi_ptr=True)[0], variant
 
 
 def test_committed_tuned_tables_name_known_configs():

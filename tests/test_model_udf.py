@@ -72,7 +72,7 @@ def _docs():
 @pytest.mark.gpu
 def test_cpu_gpu_parity_tiny_model(tmp_path):
     if not torch.cuda.is_available():
-        pytest.skip("no CUDA device here: run through the device tool (bench/models.py --parity)")
+        pytest.skip("no CUDA device here: run through the device tool (python -m bench.model_speed --parity)")
     from models.clutter import load
 
     path = _tiny_model(tmp_path / "tiny", context=True)

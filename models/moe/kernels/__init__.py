@@ -2,7 +2,7 @@
 
 ``grouped_mlp_fused(x, w13, w2, offsets)`` computes, for tokens sorted by expert, every expert's
 ``(silu(x @ gate_e^T) * (x @ up_e^T)) @ w2_e^T`` with Triton grouped GEMMs (forward and backward, no
-host synchronisation, no Python loop over experts). See ``README.md``.
+host synchronisation, no Python loop over experts). See docs/KERNELS.md.
 
 Importing this package needs Triton; without it the import raises ``ImportError`` (``name="triton"``),
 so a CPU-only install never loads kernel code. It imports on a machine without a GPU when Triton is

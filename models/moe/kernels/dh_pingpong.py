@@ -18,10 +18,10 @@ Here the CUTLASS ping-pong schedule (``KernelTmaWarpSpecializedPingpong``, as in
   (SwiGLU backward, its two results written over g and u, two ragged TMA stores) overlaps the other
   group's main loop. An order barrier makes the main loops take turns.
 
-Tiles come from the tile map (``grouped_gemm._fill_tile_map``, written on the device, no host
+Tiles come from the tile map (``grouped_gemm_kernels._fill_tile_map``, written on the device, no host
 synchronisation), expert by expert and each expert's row tiles fastest (``_tile``), and an expert's
-last row tile stores only its own rows (ragged stores). 128-column tiles: I = 1408 is 11 of them, where 256-column tiles waste half of
-the last one. Needs I a multiple of 128, H a multiple of 64, bf16/fp16, sm_90 (``supported``).
+last row tile stores only its own rows (ragged stores). 128-column tiles: I = 1408 is 11 of them,
+where 256-column tiles waste half of the last one. Needs I a multiple of 128, H a multiple of 64, bf16/fp16, sm_90 (``supported``).
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def dh_pingpong(dy: torch.Tensor, w2: torch.Tensor, h: torch.Tensor, offsets: to
     """``dh`` [M, 2N] for dy [M, K] sorted by expert, w2 [E, K, N], h = [g | u] [M, 2N] and int32
     cumulative row ends ``offsets`` [E]. ``programs``: persistent programs (default one per SM; tests
     pass a few so that both consumer groups alternate over many tiles). Callers check ``supported``."""
-    from models.moe.kernels.grouped_gemm import _fill_tile_map, _tile_map_buffer
+    from models.moe.kernels.grouped_gemm_kernels import _fill_tile_map, _tile_map_buffer
 
     if stages < 2 or _smem_bytes(stages) > SMEM_LIMIT:
         raise ValueError(f"stages={stages}: 2 to 5 ring stages fit in an H100/H200's shared memory")

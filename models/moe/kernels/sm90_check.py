@@ -52,7 +52,7 @@ class Result:
 
 def _descriptor_types(fn, consts: dict) -> dict[str, str]:
     """Triton signature strings of ``fn``'s TMA descriptor arguments, with the block shapes that the
-    kernels' own autotune pre-hook (``grouped_gemm._set_desc_blocks``) gives them for ``consts``."""
+    kernels' own autotune pre-hook (``grouped_gemm_configs._set_desc_blocks``) gives them for ``consts``."""
     import torch
     from triton.tools.tensor_descriptor import TensorDescriptor
 

@@ -6,9 +6,9 @@ cumulative ``offsets``), the same contract as ``grouped_gemm.weight_grad``.
 Why a separate kernel: every expert's reduction is short (K = its row count, ~768 at 16K tokens and
 128 experts, i.e. 12 steps of 64), so each 128x128 output tile spends a large share of its time in
 the epilogue (fp32 -> bf16, shared-memory staging, TMA store) and the pipeline fill. Triton's
-``tl.range`` pipelining overlaps the next tile's loads with the epilogue but not its MMAs; the
-session-5/6 breakdowns measured the grouping cost of the Triton wgrad kernel at 15-20% (one expert
-holding every row runs at cuBLAS speed). This kernel is the CUTLASS "ping-pong" schedule (NVIDIA,
+``tl.range`` pipelining overlaps the next tile's loads with the epilogue but not its MMAs, which
+costs the Triton wgrad kernel 15-20% against one expert holding every row (that runs at cuBLAS
+speed; docs/KERNELS.md). This kernel is the CUTLASS "ping-pong" schedule (NVIDIA,
 CUTLASS 3 ``KernelTmaWarpSpecializedPingpong``), written with Gluon's explicit warp specialization:
 
 * a loader partition (1 warp) streams each tile's A and B blocks through a ring of shared-memory

@@ -1,7 +1,7 @@
 """Tokenize throughput per CPU core: our shard path vs datatrove's DocumentTokenizer, same documents.
 
-    PYTHONPATH=. .venv/bin/python bench/tokenize.py [--input DOCS.parquet|FOLDER] [--tokenizer PATH]
-        [--datatrove-python /work/bench-venv/bin/python] [--repeat 2]
+    .venv/bin/python -m bench.tokenizer_speed [--input DOCS.parquet|FOLDER] [--tokenizer PATH]
+        [--datatrove-python /work/bench-venv/bin/python] [--repeat 2] [--max-docs N] [--json OUT]
 
 Documents: ``--input`` (a documents table with a ``text`` column), else the gold texts of
 ``../shared/data/html-cleaning-dataset-merged`` (real web page text, read in place). Tokenizer:
@@ -20,38 +20,16 @@ the machine is. Sides:
 
 from __future__ import annotations
 
+import argparse
+import glob
+import gzip
+import json
 import os
-import sys
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if __name__ == "tokenize":
-    # A sibling script run as `python bench/<x>.py` has bench/ first on sys.path, so the stdlib's
-    # `import tokenize` (linecache, inspect) lands here: hand back the real module. The import system
-    # returns whatever sys.modules holds once this file has run, and below here only defines names.
-    import importlib
-
-    _saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-    del sys.modules["tokenize"]
-    try:
-        _real = importlib.import_module("tokenize")
-    finally:
-        sys.path[:] = _saved
-    sys.modules["tokenize"] = _real
-    globals().update({k: v for k, v in vars(_real).items() if not k.startswith("__")})
-else:
-    # Run as `python bench/tokenize.py`: drop bench/ from sys.path before anything imports `tokenize`.
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "html-cleaning-dataset-merged"
@@ -106,17 +84,17 @@ def time_side(fn, repeat: int) -> tuple[float, int]:
     return best, tokens
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", default=None)
     p.add_argument("--tokenizer", default=None)
     p.add_argument("--datatrove-python", default="/work/bench-venv/bin/python")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--max-docs", type=int, default=None)
-    args = p.parse_args()
+    p.add_argument("--json", default=None, help="write the figures to this JSON file")
+    args = p.parse_args(argv)
     os.environ["RAYON_NUM_THREADS"] = "1"  # one core per side: figures are per core
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    sys.path.insert(0, str(REPO))
     from pipeline.tokenize.shards import ShardWriter, encode_into
     from pipeline.tokenize.tokenizer import (
         Encoder,
@@ -190,12 +168,20 @@ def main() -> None:
 
         ref = results.get("datatrove DocumentTokenizer")
         print(f"{'side':<32} {'tokens':>12} {'cpu s':>8} {'tokens/s/core':>14} {'vs datatrove':>12}")
+        sides = {}
         for name, (cpu, tokens) in results.items():
             rate = tokens / cpu
-            ratio = f"{rate / (ref[1] / ref[0]):.2f}x" if ref else "-"
-            print(f"{name:<32} {tokens:>12,} {cpu:>8.2f} {rate:>14,.0f} {ratio:>12}")
+            vs = rate / (ref[1] / ref[0]) if ref else None
+            sides[name] = {"tokens": tokens, "cpu_s": cpu, "tokens_per_s_core": rate, "vs_datatrove": vs}
+            print(f"{name:<32} {tokens:>12,} {cpu:>8.2f} {rate:>14,.0f} {f'{vs:.2f}x' if vs else '-':>12}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    figures = {"documents": len(texts), "chars": sum(map(len, texts)), "vocab": info.vocab_size,
+               "engines_identical": same, "datatrove": ref is not None, "sides": sides}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    return figures
 
 
 if __name__ == "__main__":

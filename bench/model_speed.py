@@ -1,7 +1,7 @@
 """Throughput of the filter stage's predictors (clutter, quality, category) on CPU or CUDA.
 
-    python -m bench.models --device cpu
-    python -m bench.models --device cuda --parity          # on the GPU machine (no Spark/Java needed)
+    python -m bench.model_speed --device cpu
+    python -m bench.model_speed --device cuda --parity          # on the GPU machine (no Spark/Java needed)
 
 Calls the core predictors directly (what the Spark UDF calls per Arrow batch). For each model and batch
 size it prints two figures: end-to-end (featurization in Python + model) and model-only (pre-featurized
