@@ -64,7 +64,7 @@ lint: $(STAMP)
 # extracted as ./dots_data, for files that must be real files on the nodes), conf/ (a copy to edit and
 # pass with --config), and environment.tar.gz (venv-pack of .venv, for --archives ...#environment).
 # venv-pack does not copy the interpreter: bin/python stays a link to the base Python (see
-# README.md); PYTHON_PREFIX=/usr relinks it to the nodes' own Python 3.11.
+# docs/CLUSTER.md); PYTHON_PREFIX=/usr relinks it to the nodes' own Python 3.11.
 # PACK_ENV=0 skips the (large, slow) environment archive: nodes then use the Python at $(VPY)'s path.
 DIST ?= dist
 PYZIP := $(DIST)/dots_data.zip

@@ -78,7 +78,7 @@ def build_from_shared(root: Path, seed: int, workers: int, limit: int | None = N
     if limit:
         pages = pages[:limit]
     if not pages:
-        raise ValueError(f"no gold pages under {root}; pass the shared data folder (README: gold formats)")
+        raise ValueError(f"no gold pages under {root}; pass the shared data folder (../shared/data/README.md lists the gold formats)")
     with Pool(workers) as pool:
         results = pool.map(_build_one, [(p, seed) for p in pages], chunksize=8)
     records = [r for r in results if r and "error" not in r]

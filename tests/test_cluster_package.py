@@ -93,7 +93,7 @@ def test_venv_pack_archive_runs_relocated(tmp_path: Path) -> None:
     """venv-pack (what `make package` uses) gives an archive whose bin/python runs from any folder.
 
     Packs a small slice of .venv (pyyaml) to stay fast; the interpreter itself is a link to the
-    base Python, which is the caveat README.md explains."""
+    base Python, which is the caveat docs/CLUSTER.md explains."""
     venv = REPO / ".venv"
     if not (venv / "bin" / "venv-pack").exists():
         pytest.skip(".venv/bin/venv-pack is absent (pip install venv-pack==0.2.0)")
