@@ -1,0 +1,291 @@
+"""False removals and junk caught by the clean and filter decisions, per rule and per language.
+
+    python -m bench.filters [--split dev|test|all] [--json F] [--config conf.yaml] [--set key=value ...]
+                            [--spark-run RUN_DIR] [--labels data/labels/labels.jsonl]
+
+On the labelled pages of ``data/labels/labels.jsonl`` (texts from stage 1 re-run on
+``../shared/data/warc``; :mod:`pipeline.filter.evalset`), it runs the ``clean`` and ``filter`` decisions
+as plain Python with the resolved config (the same functions the Spark jobs call):
+
+* clean: line dedup over the whole crawl (:func:`pipeline.clean.linededup.dedup_lines_reference`),
+  the C4 line rules, every Gopher / C4 signal and the per-language bounds (``clean.rules`` +
+  ``clean.lang_rules.<lang>``);
+* filter: clutter-line removal and the quality score of the clean text
+  (:func:`udfs.models.score_texts`, category off), the decision of :mod:`pipeline.filter.decisions`.
+
+For each rule and model it prints, per language, the good pages (verdict ``keep``) it would remove on
+its own and the junk pages (verdict ``remove``) it would catch, the first-reason attribution the
+pipeline records, and the totals for clean, filter and clean + filter (minhash dedup is not run: only
+non-duplicate reasons are measured). ``--spark-run`` compares the decisions with a Spark run of the
+pipeline on the same crawl (``01_clean`` / ``03_filter`` with their ``_dropped/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+LANGS = ("en", "zh")
+LINE_DEDUP_EFFECT = "line_dedup_changed_decision"
+
+
+def rate(n: int, d: int) -> float | None:
+    return None if d == 0 else n / d
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+# ---------------------------------------------------------------- decisions (plain Python)
+
+
+def line_dedup_all(docs: dict[str, dict], clean_cfg) -> dict[str, str]:
+    """Text after line dedup of every stage-1 document with text (the whole crawl is the count base)."""
+    from pipeline.clean.linededup import dedup_lines_reference
+
+    ld = clean_cfg.line_dedup
+    rows = [(d, r.get("fetch_time"), r["text"]) for d, r in docs.items() if r.get("text") and not r.get("drop_reason")]
+    if not ld.enabled:
+        return {d: t for d, _, t in rows}
+    out, _ = dedup_lines_reference(rows, ld.max_occurrences, ld.head_lines, ld.tail_lines)
+    return out
+
+
+def clean_decisions(recs: list[dict], ld_texts: dict[str, str], clean_cfg) -> dict[str, dict]:
+    """Per labelled doc: clean text, signals, every violated rule, the first reason (as the job), and
+    the reason the page would get without line dedup."""
+    from pipeline.clean.heuristics import REASON_EMPTY, HeuristicParams, score_document, violations
+
+    params = HeuristicParams.from_config(clean_cfg)
+    out = {}
+    for r in recs:
+        lang = r.get("lang")
+        bounds = clean_cfg.bounds_for(lang)
+        res = {}
+        for key, text in (("ld", ld_texts.get(r["id"], r["text"])), ("raw", r["text"])):
+            t3, sig = score_document(text or "", lang, params)
+            viol = [REASON_EMPTY] if not t3.strip() else violations(sig, bounds)
+            res[key] = (t3, sig, viol)
+        t3, sig, viol = res["ld"]
+        out[r["id"]] = {
+            "text": t3,
+            "signals": sig,
+            "violations": viol,
+            "reason": viol[0] if viol else None,
+            "reason_without_line_dedup": res["raw"][2][0] if res["raw"][2] else None,
+            "line_dedup_touched": ld_texts.get(r["id"], r["text"]) != r["text"],
+        }
+    return out
+
+
+def filter_scores(texts: list[str], langs: list[str | None], filter_cfg, device: str = "cpu") -> list[dict]:
+    """Clutter-clean text, removed lines and quality score of each text (category off)."""
+    import dataclasses
+
+    from udfs.models import ScoreSpec, score_texts
+
+    spec = dataclasses.replace(ScoreSpec.from_config(filter_cfg), category_enabled=False)
+    out = []
+    for s in range(0, len(texts), 256):
+        df = score_texts(texts[s : s + 256], langs[s : s + 256], spec, device)
+        for row in df.itertuples(index=False):
+            q = float(row.quality_score)
+            out.append({"text_clean": row.text_clean, "lines_removed": int(row.clutter_lines_removed),
+                        "quality": None if q != q else q})
+    return out
+
+
+def filter_decisions(recs: list[dict], clean: dict[str, dict], filter_cfg, scores: list[dict] | None = None) -> dict[str, dict]:
+    """Per labelled doc: the filter stage's reason on its clean text (every doc scored, so each model's
+    effect is measured even on pages clean dropped). ``scores``: precomputed :func:`filter_scores`."""
+    from pipeline.filter.clutter import CLUTTER_EMPTY
+    from pipeline.filter.decisions import filter_reason
+    from pipeline.filter.quality import QUALITY_BELOW
+
+    if scores is None:
+        scores = filter_scores([clean[r["id"]]["text"] for r in recs], [r.get("lang") for r in recs], filter_cfg)
+    q = filter_cfg.quality
+    out = {}
+    for r, sc in zip(recs, scores):
+        text = clean[r["id"]]["text"]
+        reason = filter_reason(text, sc["text_clean"], sc["quality"], r.get("lang"), q.threshold, q.threshold_by_lang)
+        viol = []
+        if not (sc["text_clean"] or "").strip():
+            viol.append(CLUTTER_EMPTY)
+        elif reason == QUALITY_BELOW:
+            viol.append(QUALITY_BELOW)
+        out[r["id"]] = {**sc, "reason": reason, "violations": viol}
+    return out
+
+
+# ---------------------------------------------------------------- tables
+
+
+def summarize(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict]) -> dict:
+    """Per language: counts of keep/remove pages and, per rule and for the totals, how many of each
+    the rule removes alone (``alone``) and as the first reason the pipeline records (``first``)."""
+    out: dict = {}
+    by_lang: dict[str, list[dict]] = defaultdict(list)
+    for r in recs:
+        by_lang[r.get("lang") or "?"].append(r)
+    for lang in sorted(by_lang, key=lambda x: (x not in LANGS, x)):
+        rs = by_lang[lang]
+        n = Counter(r["verdict"] for r in rs)
+        rules: dict[str, Counter] = defaultdict(Counter)
+        totals: dict[str, Counter] = defaultdict(Counter)
+        examples: dict[str, list[str]] = defaultdict(list)
+        touched: Counter = Counter()
+        for r in rs:
+            v = r["verdict"]
+            c, f = clean[r["id"]], filt[r["id"]]
+            for rule in c["violations"]:
+                rules[rule][f"alone_{v}"] += 1
+            for rule in f["violations"]:
+                rules[rule][f"alone_{v}"] += 1
+            first = c["reason"] or f["reason"]
+            if first:
+                rules[first][f"first_{v}"] += 1
+                if v == "keep":
+                    examples[first].append(r["url"])
+            if c["reason"] != c["reason_without_line_dedup"]:
+                rules[LINE_DEDUP_EFFECT][f"alone_{v}"] += 1
+            totals["clean"][v] += bool(c["reason"])
+            totals["filter"][v] += bool(f["reason"])
+            totals["clean+filter"][v] += bool(c["reason"] or f["reason"])
+            touched[v] += c["line_dedup_touched"]
+        lk, lr = n["keep"], n["remove"]
+        out[lang] = {
+            "keep": lk,
+            "remove": lr,
+            "rules": {
+                k: {
+                    "good_removed_alone": c["alone_keep"], "junk_caught_alone": c["alone_remove"],
+                    "good_removed_first": c["first_keep"], "junk_caught_first": c["first_remove"],
+                    "good_removed_pct": rate(c["alone_keep"], lk), "junk_caught_pct": rate(c["alone_remove"], lr),
+                }
+                for k, c in sorted(rules.items())
+            },
+            "totals": {
+                k: {"good_removed": c["keep"], "junk_caught": c["remove"],
+                    "good_removed_pct": rate(c["keep"], lk), "junk_caught_pct": rate(c["remove"], lr)}
+                for k, c in totals.items()
+            },
+            # pages that lost head/tail lines to line dedup (their decisions changed: see the rule
+            # line_dedup_changed_decision)
+            "line_dedup_touched": {"keep": touched["keep"], "remove": touched["remove"]},
+            "good_removed_examples": {k: sorted(v)[:5] for k, v in sorted(examples.items())},
+        }
+    return out
+
+
+def format_summary(summary: dict, title: str) -> str:
+    lines = [f"## {title}"]
+    for lang, s in summary.items():
+        lines += ["", f"### {lang}: {s['keep']} keep pages, {s['remove']} remove pages", "",
+                  "| rule / model | good removed (alone) | junk caught (alone) | first reason: good / junk |",
+                  "|---|---|---|---|"]
+        for rule, m in s["rules"].items():
+            lines.append(
+                f"| {rule} | {m['good_removed_alone']} ({pct(m['good_removed_pct'])}) | "
+                f"{m['junk_caught_alone']} ({pct(m['junk_caught_pct'])}) | {m['good_removed_first']} / {m['junk_caught_first']} |"
+            )
+        for k, m in s["totals"].items():
+            lines.append(f"| **{k}** | {m['good_removed']} ({pct(m['good_removed_pct'])}) | "
+                         f"{m['junk_caught']} ({pct(m['junk_caught_pct'])}) | |")
+        t = s["line_dedup_touched"]
+        lines.append(f"\nLine dedup deleted lines from {t['keep']} keep and {t['remove']} remove pages.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- agreement with a Spark run
+
+
+def spark_reasons(stage_dir: Path) -> dict[str, str | None]:
+    """``{doc_id: drop_reason}`` of a stage output folder (kept rows None, ``_dropped/`` rows their reason)."""
+    import pyarrow.dataset as ds
+
+    out: dict[str, str | None] = {}
+    for sub, dropped in ((stage_dir, False), (stage_dir / "_dropped", True)):
+        if not sub.is_dir():
+            continue
+        d = ds.dataset(str(sub), format="parquet", exclude_invalid_files=True,
+                       ignore_prefixes=["_", "."] if not dropped else ["."])
+        cols = ["doc_id"] + (["drop_reason"] if dropped and "drop_reason" in d.schema.names else [])
+        for row in d.to_table(columns=cols).to_pylist():
+            out[row["doc_id"]] = row.get("drop_reason") if dropped else None
+    return out
+
+
+def compare(ours: dict[str, str | None], spark: dict[str, str | None]) -> dict:
+    common = sorted(set(ours) & set(spark))
+    diff = [(d, ours[d], spark[d]) for d in common if ours[d] != spark[d]]
+    return {"compared": len(common), "agree": len(common) - len(diff), "differ": diff[:20], "n_differ": len(diff)}
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench.filters", description=__doc__.splitlines()[0])
+    p.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    p.add_argument("--labels", default=None, help="label file (default data/labels/labels.jsonl)")
+    p.add_argument("--shared", default=None, help="shared data folder (default ../shared/data)")
+    p.add_argument("--config", default=None, help="pipeline YAML over conf/defaults")
+    p.add_argument("--set", action="append", default=[], help="config override key=value")
+    p.add_argument("--spark-run", default=None, help="a pipeline run folder (01_clean, 03_filter) to compare with")
+    p.add_argument("--json", default=None, help="write all figures here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    from pipeline.config import load_config
+    from pipeline.filter import evalset
+
+    warcs, why = evalset.shared_warcs(args.shared)
+    if warcs is None:
+        print(f"bench.filters: skipped: {why}")
+        return {"skipped": why}
+    cfg = load_config(args.config, args.set)
+    t0 = time.time()
+    labels = evalset.read_labels(args.labels or evalset.LABELS_PATH)
+    docs = evalset.stage1_documents(warcs)
+    recs, missing = evalset.join_texts(labels, docs)
+    if missing:
+        print(f"bench.filters: {len(missing)} labelled pages have no stage-1 text (e.g. {missing[:3]})", file=sys.stderr)
+    recs = [r for r in recs if args.split == "all" or r["split"] == args.split]
+    ld_texts = line_dedup_all(docs, cfg.clean)
+    clean = clean_decisions(recs, ld_texts, cfg.clean)
+    filt = filter_decisions(recs, clean, cfg.filter)
+    summary = summarize(recs, clean, filt)
+    print(format_summary(summary, f"bench.filters, {args.split} split ({len(recs)} labelled pages)"))
+    res: dict = {"split": args.split, "n": len(recs), "missing_text": len(missing), "summary": summary,
+                 "config": {"clean_lang_rules": {k: {r: [b.min, b.max] for r, b in v.items()}
+                                                 for k, v in cfg.clean.lang_rules.items()},
+                            "quality_threshold": cfg.filter.quality.threshold,
+                            "quality_threshold_by_lang": cfg.filter.quality.threshold_by_lang,
+                            "clutter_threshold_by_lang": cfg.filter.clutter.threshold_by_lang}}
+    if args.spark_run:
+        run = Path(args.spark_run)
+        ours_clean = {r["id"]: clean[r["id"]]["reason"] for r in recs}
+        res["spark_clean"] = compare(ours_clean, spark_reasons(run / "01_clean"))
+        f_sp = spark_reasons(run / "03_filter")
+        ours_filter = {r["id"]: filt[r["id"]]["reason"] for r in recs if r["id"] in f_sp}
+        res["spark_filter"] = compare(ours_filter, f_sp)
+        for k in ("spark_clean", "spark_filter"):
+            c = res[k]
+            print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))
+    res["seconds"] = round(time.time() - t0, 1)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return res
+
+
+if __name__ == "__main__":
+    main()
