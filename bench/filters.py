@@ -227,6 +227,55 @@ def compare(ours: dict[str, str | None], spark: dict[str, str | None]) -> dict:
     return {"compared": len(common), "agree": len(common) - len(diff), "differ": diff[:20], "n_differ": len(diff)}
 
 
+def check_spark_run(run: Path, docs: dict[str, dict], ld_texts: dict[str, str], cfg) -> dict:
+    """Our clean decision on every document of the run's clean stage, and our filter decision on every
+    document of its filter stage (on our clean text), compared with the run's."""
+    c_sp = spark_reasons(run / "01_clean")
+    all_recs = [{"id": d, "text": docs[d]["text"], "lang": docs[d].get("lang"), "verdict": "keep", "url": docs[d]["url"]}
+                for d in sorted(c_sp) if d in docs and docs[d].get("text")]
+    clean = clean_decisions(all_recs, ld_texts, cfg.clean)
+    out = {"spark_clean": compare({d: c["reason"] for d, c in clean.items()}, c_sp)}
+    f_sp = spark_reasons(run / "03_filter")
+    f_recs = [r for r in all_recs if r["id"] in f_sp]
+    filt = filter_decisions(f_recs, clean, cfg.filter)
+    out["spark_filter"] = compare({d: f["reason"] for d, f in filt.items()}, f_sp)
+    return out
+
+
+def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], cfg, target: float) -> dict:
+    """Per language: the calibrated rule table of :func:`pipeline.filter.calibrate.calibrate`, printed
+    as the ``clean.lang_rules.<lang>`` and ``filter.quality.threshold_by_lang`` YAML it implies."""
+    from pipeline.clean.heuristics import REASON_EMPTY, RULES
+    from pipeline.filter.calibrate import QUALITY_RULE, calibrate, rule_table
+    from pipeline.filter.clutter import CLUTTER_EMPTY
+    from pipeline.filter.config import lang_threshold
+
+    out = {}
+    q = cfg.filter.quality
+    for lang in LANGS:
+        rs = [r for r in recs if r.get("lang") == lang]
+        if not rs:
+            continue
+        pages = []
+        for r in rs:
+            c, f = clean[r["id"]], filt[r["id"]]
+            forced = REASON_EMPTY in c["violations"] or CLUTTER_EMPTY in f["violations"]
+            pages.append({"verdict": r["verdict"], "signals": {**c["signals"], "quality": f["quality"]}, "forced": forced})
+        table = rule_table(cfg.clean.bounds_for(lang), lambda rule: RULES[rule].signal,
+                           lang_threshold(q.threshold, q.threshold_by_lang, lang))
+        print(f"\n### calibration, {lang} (dev: {len(pages)} pages)")
+        new = calibrate(pages, table, target, log=lambda m: print("  " + m))
+        changed = {rule: [b.min, b.max] for rule, (_, b) in new.items() if (rule not in table or table[rule][1] != b)}
+        out[lang] = {"changed": changed, "table": {rule: [b.min, b.max] for rule, (_, b) in new.items()}}
+        print(f"  clean.lang_rules.{lang}:")
+        for rule, (lo, hi) in changed.items():
+            if rule != QUALITY_RULE:
+                print(f"    {rule}: {{min: {lo}, max: {hi}}}")
+        if QUALITY_RULE in changed:
+            print(f"  filter.quality.threshold_by_lang.{lang}: {changed[QUALITY_RULE][0]}")
+    return out
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -239,6 +288,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="config override key=value")
     p.add_argument("--spark-run", default=None, help="a pipeline run folder (01_clean, 03_filter) to compare with")
     p.add_argument("--json", default=None, help="write all figures here")
+    p.add_argument("--calibrate", type=float, default=None, metavar="TARGET",
+                   help="choose per-language bounds on the dev split so that at most TARGET (e.g. 0.02) of its "
+                        "good pages are removed (pipeline.filter.calibrate); prints them as conf YAML")
     return p.parse_args(argv)
 
 
@@ -258,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
     recs, missing = evalset.join_texts(labels, docs)
     if missing:
         print(f"bench.filters: {len(missing)} labelled pages have no stage-1 text (e.g. {missing[:3]})", file=sys.stderr)
+    if args.calibrate is not None:
+        args.split = "dev"
     recs = [r for r in recs if args.split == "all" or r["split"] == args.split]
     ld_texts = line_dedup_all(docs, cfg.clean)
     clean = clean_decisions(recs, ld_texts, cfg.clean)
@@ -271,15 +325,12 @@ def main(argv: list[str] | None = None) -> dict:
                             "quality_threshold_by_lang": cfg.filter.quality.threshold_by_lang,
                             "clutter_threshold_by_lang": cfg.filter.clutter.threshold_by_lang}}
     if args.spark_run:
-        run = Path(args.spark_run)
-        ours_clean = {r["id"]: clean[r["id"]]["reason"] for r in recs}
-        res["spark_clean"] = compare(ours_clean, spark_reasons(run / "01_clean"))
-        f_sp = spark_reasons(run / "03_filter")
-        ours_filter = {r["id"]: filt[r["id"]]["reason"] for r in recs if r["id"] in f_sp}
-        res["spark_filter"] = compare(ours_filter, f_sp)
+        res.update(check_spark_run(Path(args.spark_run), docs, ld_texts, cfg))
         for k in ("spark_clean", "spark_filter"):
             c = res[k]
             print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))
+    if args.calibrate is not None:
+        res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate)
     res["seconds"] = round(time.time() - t0, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,14 @@ RULES: dict[str, Rule] = {
     c4.REASON_POLICY: Rule("policy_line_frac", _C4 + " (line rule; page threshold ours)"),
 }
 
+# Signals computed on words (jieba tokens for clean.jieba_langs): a language segmented by jieba needs
+# its own bounds for the rules on these (CleanConfig.validate checks clean.lang_rules sets them).
+WORD_SIGNALS = frozenset(
+    {"n_words", "mean_word_length", "hash_ratio", "ellipsis_ratio", "alpha_word_frac", "stop_words"}
+    | {f"top_{n}gram_char_frac" for n in gr.TOP_NGRAMS}
+    | {f"dup_{n}gram_char_frac" for n in gr.DUP_NGRAMS}
+)
+
 # Every signal column, in output order.
 SIGNALS: tuple[str, ...] = (
     "n_words",
