@@ -227,6 +227,40 @@ def compare(ours: dict[str, str | None], spark: dict[str, str | None]) -> dict:
     return {"compared": len(common), "agree": len(common) - len(diff), "differ": diff[:20], "n_differ": len(diff)}
 
 
+def run_strata(run: Path, docs: dict[str, dict]) -> tuple[dict[str, str], dict[str, Counter]]:
+    """Each document of a run's clean stage -> ``dropped`` (a non-duplicate clean or filter reason in
+    that run) or ``kept``; and the stratum sizes per language."""
+    c_sp = spark_reasons(run / "01_clean")
+    f_sp = spark_reasons(run / "03_filter")
+    strata = {d: "dropped" if (c_sp[d] or f_sp.get(d)) else "kept" for d in c_sp}
+    sizes: dict[str, Counter] = defaultdict(Counter)
+    for d, st in strata.items():
+        sizes[(docs.get(d) or {}).get("lang") or "?"][st] += 1
+    return strata, sizes
+
+
+def crawl_estimate(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], strata: dict[str, str],
+                   sizes: Counter) -> dict:
+    """Crawl-level rates from a stratified sample: the labelled pages over-represent the pages the
+    sampling run dropped, so each stratum's pages count ``N_stratum / n_labelled_stratum`` times
+    (ratio estimator); pages not in the run are left out."""
+    n: Counter = Counter()
+    for r in recs:
+        if r["id"] in strata:
+            n[strata[r["id"]]] += 1
+    num = {"keep": 0.0, "remove": 0.0}
+    den = {"keep": 0.0, "remove": 0.0}
+    for r in recs:
+        st = strata.get(r["id"])
+        if st is None:
+            continue
+        w = sizes[st] / n[st]
+        den[r["verdict"]] += w
+        num[r["verdict"]] += w * bool(clean[r["id"]]["reason"] or filt[r["id"]]["reason"])
+    return {"labelled_by_stratum": dict(n), "good_removed_pct": rate(num["keep"], den["keep"]),
+            "junk_caught_pct": rate(num["remove"], den["remove"])}
+
+
 def check_spark_run(run: Path, docs: dict[str, dict], ld_texts: dict[str, str], cfg) -> dict:
     """Our clean decision on every document of the run's clean stage, and our filter decision on every
     document of its filter stage (on our clean text), compared with the run's."""
@@ -286,7 +320,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shared", default=None, help="shared data folder (default ../shared/data)")
     p.add_argument("--config", default=None, help="pipeline YAML over conf/defaults")
     p.add_argument("--set", action="append", default=[], help="config override key=value")
-    p.add_argument("--spark-run", default=None, help="a pipeline run folder (01_clean, 03_filter) to compare with")
+    p.add_argument("--spark-run", default=None,
+                   help="a pipeline run on the same crawl (01_clean, 03_filter with _dropped/, run with the "
+                        "configuration the labelled pages were sampled under): its decisions are the sampling "
+                        "strata of the crawl-level estimates")
+    p.add_argument("--check-spark", action="store_true",
+                   help="also recompute every decision of --spark-run's clean and filter stages and compare")
     p.add_argument("--json", default=None, help="write all figures here")
     p.add_argument("--calibrate", type=float, default=None, metavar="TARGET",
                    help="choose per-language bounds on the dev split so that at most TARGET (e.g. 0.02) of its "
@@ -312,20 +351,32 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"bench.filters: {len(missing)} labelled pages have no stage-1 text (e.g. {missing[:3]})", file=sys.stderr)
     if args.calibrate is not None:
         args.split = "dev"
-    recs = [r for r in recs if args.split == "all" or r["split"] == args.split]
     ld_texts = line_dedup_all(docs, cfg.clean)
     clean = clean_decisions(recs, ld_texts, cfg.clean)
     filt = filter_decisions(recs, clean, cfg.filter)
-    summary = summarize(recs, clean, filt)
+    by_split = {sp: summarize([r for r in recs if sp == "all" or r["split"] == sp], clean, filt)
+                for sp in ("dev", "test", "all")}
+    summary = by_split[args.split]
+    recs = [r for r in recs if args.split == "all" or r["split"] == args.split]
     print(format_summary(summary, f"bench.filters, {args.split} split ({len(recs)} labelled pages)"))
     res: dict = {"split": args.split, "n": len(recs), "missing_text": len(missing), "summary": summary,
+                 "by_split": by_split,
                  "config": {"clean_lang_rules": {k: {r: [b.min, b.max] for r, b in v.items()}
                                                  for k, v in cfg.clean.lang_rules.items()},
                             "quality_threshold": cfg.filter.quality.threshold,
                             "quality_threshold_by_lang": cfg.filter.quality.threshold_by_lang,
                             "clutter_threshold_by_lang": cfg.filter.clutter.threshold_by_lang}}
     if args.spark_run:
-        res.update(check_spark_run(Path(args.spark_run), docs, ld_texts, cfg))
+        run = Path(args.spark_run)
+        strata, sizes = run_strata(run, docs)
+        res["crawl_estimate"] = {}
+        for lang in LANGS:
+            est = crawl_estimate([r for r in recs if r.get("lang") == lang], clean, filt, strata, sizes.get(lang, {}))
+            res["crawl_estimate"][lang] = est
+            print(f"\n{lang}: crawl-level estimate (strata of {run.name}: {sizes.get(lang)}): good removed "
+                  f"{pct(est['good_removed_pct'])}, junk caught {pct(est['junk_caught_pct'])}")
+        if args.check_spark:
+            res.update(check_spark_run(run, docs, ld_texts, cfg))
         for k in ("spark_clean", "spark_filter"):
             c = res[k]
             print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))

@@ -44,3 +44,25 @@ def test_tightens_to_restore_junk_caught_without_good_removals():
     good, junk = counts(pages, new)
     assert good == 0 and junk == 2  # a was loosened past the good page, b tightened to catch the junk
     assert new["a"][1].max > 0.5 and 0.1 < new["b"][1].max < 0.9 and all(not removed(p, new) for p in pages if p["verdict"] == "keep")
+
+
+def test_a_page_removed_by_two_rules_is_rescued_step_by_step():
+    pages = [_p("keep", a=0.5, b=0.5)] + [_p("keep", a=0.0, b=0.0)] * 9 + [_p("remove", a=0.9, b=0.9)]
+    t = {"a": ("a", Bounds(max=0.3)), "b": ("b", Bounds(max=0.3))}
+    new = calibrate(pages, t, target=0.0, log=lambda m: None)
+    assert counts(pages, new) == (0, 1)
+    assert 0.5 < new["a"][1].max < 0.9 and 0.5 < new["b"][1].max < 0.9
+
+
+def test_tightening_never_hugs_the_good_pages():
+    good = [_p("keep", a=0.0, b=0.9 * i / 94) for i in range(95)]
+    good += [_p("keep", forced=True, a=0.0, b=0.96 + 0.01 * i) for i in range(5)]  # removed anyway
+    pages = good + [_p("keep", a=0.2, b=0.0), _p("remove", a=0.2, b=0.95)]
+    t = {"a": ("a", Bounds(max=0.15)), "b": ("b", Bounds(max=1.5))}
+    new = calibrate(pages, t, target=0.05, junk_cost=0.4, log=lambda m: None)
+    assert new["a"][1].max > 0.2  # the good page was rescued, the junk page with it
+    # catching the junk page with b would need b < 0.95, below 5 % of the good pages' values
+    assert new["b"][1].max == 1.5
+    assert new == calibrate(pages, t, target=0.05, junk_cost=0.4, tighten_keep=0.99, log=lambda m: None)
+    loose = calibrate(pages, t, target=0.05, junk_cost=0.4, tighten_keep=0.9, log=lambda m: None)
+    assert 0.9 < loose["b"][1].max < 0.95

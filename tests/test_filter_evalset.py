@@ -151,3 +151,18 @@ def test_summarize_counts_alone_first_and_totals():
 def test_compare_with_spark_counts_differences():
     res = compare({"a": None, "b": "x", "c": None}, {"a": None, "b": "y", "d": "z"})
     assert (res["compared"], res["agree"], res["n_differ"]) == (2, 1, 1) and res["differ"] == [("b", "x", "y")]
+
+
+def test_crawl_estimate_weights_strata_by_their_size():
+    from bench.filters import crawl_estimate
+
+    recs = [{"id": f"k{i}", "verdict": "keep"} for i in range(4)] + [{"id": "j", "verdict": "remove"}]
+    strata = {"k0": "dropped", "k1": "dropped", "k2": "kept", "k3": "kept", "j": "kept"}
+    removed = {"k0", "k1", "j"}
+    clean = {r["id"]: {"reason": "x" if r["id"] in removed else None} for r in recs}
+    filt = {r["id"]: {"reason": None} for r in recs}
+    # 2 dropped pages in the crawl (both labelled), 300 kept (3 labelled): weights 1 and 100
+    est = crawl_estimate(recs, clean, filt, strata, {"dropped": 2, "kept": 300})
+    assert est["good_removed_pct"] == 2 / (2 + 200)
+    assert est["junk_caught_pct"] == 1.0
+    assert est["labelled_by_stratum"] == {"dropped": 2, "kept": 3}

@@ -10,11 +10,13 @@ A *table* maps each rule to ``(signal, Bounds)``: the clean rules of one languag
 :func:`calibrate` is a greedy search on the dev pages of one language:
 
 1. while more than ``target`` of the good pages are removed, apply the single bound change that rescues
-   the most good pages per junk page it lets through (``gain - junk_cost * loss``; a change must rescue
-   at least one good page). A loosened bound is set half-way between the rescued page's value and the
+   the most good pages per junk page it lets through (``gain - junk_cost * loss``); when no change
+   rescues a page outright (pages removed by several rules), one that lifts (good page, rule)
+   violations without letting junk through. A loosened bound is set half-way between the rescued page's value and the
    next junk value beyond it (a margin for unseen pages; no junk value beyond: 10 % past the page);
 2. while fewer junk pages are caught than with the starting table, tighten the bound that catches the
-   most junk without removing another good page (half-way between the junk value and the nearest good one).
+   most junk without removing another good page (half-way between the junk value and the nearest good
+   one), never past ``1 - tighten_keep`` of the good pages' values.
 
 Every step is logged so the choice is reviewable. Small samples overfit: the bench reports the chosen
 table on the test split, which the search never sees.
@@ -52,6 +54,11 @@ def removed(page: dict, table: dict) -> bool:
     return page.get("forced", False) or bool(_viol(page, table))
 
 
+def pairs(pages: list[dict], table: dict) -> int:
+    """(good page, violated rule) pairs: progress toward rescuing a page several rules remove."""
+    return sum(len(_viol(p, table)) for p in pages if p["verdict"] == "keep")
+
+
 def counts(pages: list[dict], table: dict) -> tuple[int, int]:
     """(good pages removed, junk pages caught)."""
     good = sum(removed(p, table) for p in pages if p["verdict"] == "keep")
@@ -77,9 +84,10 @@ def _with(table: dict, rule: str, side: str, value: float | None) -> dict:
 
 
 def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 2.0,
-              log: Callable[[str], None] = print) -> dict:
+              tighten_keep: float = 0.99, log: Callable[[str], None] = print) -> dict:
     """The calibrated table (see the module docstring); ``target``: the largest fraction of good pages
-    the rules may remove."""
+    the rules may remove; ``tighten_keep``: a tightened bound must pass at least this fraction of the good
+    pages on its own (not only the ones other rules keep), so it does not hug the sample."""
     keep = [p for p in pages if p["verdict"] == "keep"]
     junk = [p for p in pages if p["verdict"] == "remove"]
     if not keep:
@@ -90,6 +98,7 @@ def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 
         good, caught = counts(pages, table)
         if good / len(keep) <= target:
             break
+        base_pairs = pairs(pages, table)
         best = None
         for rule, (sig, b) in table.items():
             for side in ("min", "max"):
@@ -106,12 +115,13 @@ def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 
                     cand = _with(table, rule, side, nb)
                     g, j = counts(pages, cand)
                     gain, loss = good - g, caught - j
-                    if gain <= 0:
+                    step = base_pairs - pairs(pages, cand)
+                    if gain - junk_cost * loss <= 0 and not (gain == 0 and loss == 0 and step > 0):
                         continue
-                    score = (gain - junk_cost * loss, -abs(v - getattr(b, side)))
+                    score = (gain - junk_cost * loss, step, -abs(v - getattr(b, side)))
                     if best is None or score > best[0]:
                         best = (score, rule, side, cand, gain, loss)
-        if best is None or best[0][0] <= 0:
+        if best is None:
             log("no change rescues a good page at an acceptable junk cost: stop")
             break
         _, rule, side, cand, gain, loss = best
@@ -142,6 +152,9 @@ def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 
                         new = _round(v + (min(near) - v) / 2) if near else _round(v * 1.1)
                         if new <= b.min or new <= v:
                             continue
+                    hit = sum(violates(k, Bounds(**{side: new})) for k in kv)
+                    if hit > (1.0 - tighten_keep) * len(kv):
+                        continue  # too close to the good pages: would not hold on unseen ones
                     cand = _with(table, rule, side, new)
                     g, j = counts(pages, cand)
                     if g <= good and j > caught and (best is None or j > best[0]):
