@@ -276,7 +276,8 @@ def check_spark_run(run: Path, docs: dict[str, dict], ld_texts: dict[str, str], 
     return out
 
 
-def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], cfg, target: float) -> dict:
+def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], cfg, target: float,
+                    junk_cost: float = 4.0, floors: Counter | None = None) -> dict:
     """Per language: the calibrated rule table of :func:`pipeline.filter.calibrate.calibrate`, printed
     as the ``clean.lang_rules.<lang>`` and ``filter.quality.threshold_by_lang`` YAML it implies."""
     from pipeline.clean.heuristics import REASON_EMPTY, RULES
@@ -297,8 +298,9 @@ def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, di
             pages.append({"verdict": r["verdict"], "signals": {**c["signals"], "quality": f["quality"]}, "forced": forced})
         table = rule_table(cfg.clean.bounds_for(lang), lambda rule: RULES[rule].signal,
                            lang_threshold(q.threshold, q.threshold_by_lang, lang))
-        print(f"\n### calibration, {lang} (dev: {len(pages)} pages)")
-        new = calibrate(pages, table, target, log=lambda m: print("  " + m))
+        floor = None if floors is None else floors[lang]
+        print(f"\n### calibration, {lang} (dev: {len(pages)} pages; junk floor {floor})")
+        new = calibrate(pages, table, target, junk_cost=junk_cost, junk_floor=floor, log=lambda m: print("  " + m))
         changed = {rule: [b.min, b.max] for rule, (_, b) in new.items() if (rule not in table or table[rule][1] != b)}
         out[lang] = {"changed": changed, "table": {rule: [b.min, b.max] for rule, (_, b) in new.items()}}
         print(f"  clean.lang_rules.{lang}:")
@@ -330,6 +332,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calibrate", type=float, default=None, metavar="TARGET",
                    help="choose per-language bounds on the dev split so that at most TARGET (e.g. 0.02) of its "
                         "good pages are removed (pipeline.filter.calibrate); prints them as conf YAML")
+    p.add_argument("--junk-cost", type=float, default=4.0,
+                   help="calibration: good pages a loosening must rescue per junk page it lets through")
     return p.parse_args(argv)
 
 
@@ -377,11 +381,16 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{pct(est['good_removed_pct'])}, junk caught {pct(est['junk_caught_pct'])}")
         if args.check_spark:
             res.update(check_spark_run(run, docs, ld_texts, cfg))
-        for k in ("spark_clean", "spark_filter"):
-            c = res[k]
-            print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))
+            for k in ("spark_clean", "spark_filter"):
+                c = res[k]
+                print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))
     if args.calibrate is not None:
-        res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate)
+        floors = None
+        if args.spark_run:  # catch at least the junk the sampling run's configuration caught
+            strata, _ = run_strata(Path(args.spark_run), docs)
+            floors = Counter(r.get("lang") for r in recs
+                             if r["verdict"] == "remove" and strata.get(r["id"]) == "dropped")
+        res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate, args.junk_cost, floors)
     res["seconds"] = round(time.time() - t0, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

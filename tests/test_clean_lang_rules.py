@@ -64,7 +64,7 @@ def test_spark_adapter_decides_with_the_language_bounds():
     from pipeline.clean.heuristics import HeuristicParams, score_document, violations
     from udfs.clean import score_fn, scored_schema
 
-    text = "\n".join(["the same words again and again in this line"] * 3 + ["one other line of words here"])
+    text = "\n".join(["the same words again and again in this long line."] * 3 + ["one other line of words here, longer."])
     c = load_config(overrides=["clean.rules.gopher_short_doc.min=1"]).clean
     c.lang_rules = {**c.lang_rules, "en": {"gopher_dup_line_frac": Bounds(max=0.9), "gopher_stop_words": Bounds(),
                                            **{r: Bounds() for r in RULES if r.startswith(("gopher_dup", "gopher_top"))}}}

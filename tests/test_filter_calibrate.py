@@ -66,3 +66,12 @@ def test_tightening_never_hugs_the_good_pages():
     assert new == calibrate(pages, t, target=0.05, junk_cost=0.4, tighten_keep=0.99, log=lambda m: None)
     loose = calibrate(pages, t, target=0.05, junk_cost=0.4, tighten_keep=0.9, log=lambda m: None)
     assert 0.9 < loose["b"][1].max < 0.95
+
+
+def test_junk_floor_is_never_crossed():
+    pages = [_p("keep", a=0.5)] * 2 + [_p("keep", a=0.0)] * 8 + [_p("remove", a=0.5), _p("remove", a=0.9)]
+    t = {"a": ("a", Bounds(max=0.3))}
+    free = calibrate(pages, t, target=0.0, junk_cost=0.4, log=lambda m: None)
+    assert counts(pages, free) == (0, 1)  # two good pages rescued, one junk page let through
+    floored = calibrate(pages, t, target=0.0, junk_cost=0.4, junk_floor=2, log=lambda m: None)
+    assert floored == t and counts(pages, floored) == (2, 2)

@@ -83,54 +83,13 @@ def _with(table: dict, rule: str, side: str, value: float | None) -> dict:
     return {**table, rule: (sig, dataclasses.replace(b, **{side: value}))}
 
 
-def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 2.0,
-              tighten_keep: float = 0.99, log: Callable[[str], None] = print) -> dict:
-    """The calibrated table (see the module docstring); ``target``: the largest fraction of good pages
-    the rules may remove; ``tighten_keep``: a tightened bound must pass at least this fraction of the good
-    pages on its own (not only the ones other rules keep), so it does not hug the sample."""
+def _tighten(pages: list[dict], table: dict, goal: int, tighten_keep: float, log: Callable[[str], None]) -> dict:
+    """Tighten bounds, one at a time, while fewer than ``goal`` junk pages are caught (see module doc)."""
     keep = [p for p in pages if p["verdict"] == "keep"]
     junk = [p for p in pages if p["verdict"] == "remove"]
-    if not keep:
-        return table
-    base_good, base_junk = counts(pages, table)
-    log(f"start: {base_good}/{len(keep)} good pages removed, {base_junk}/{len(junk)} junk caught")
-    for _ in range(200):
-        good, caught = counts(pages, table)
-        if good / len(keep) <= target:
-            break
-        base_pairs = pairs(pages, table)
-        best = None
-        for rule, (sig, b) in table.items():
-            for side in ("min", "max"):
-                if getattr(b, side) is None:
-                    continue
-                one = Bounds(**{side: getattr(b, side)})
-                vals = sorted({p["signals"][sig] for p in keep if violates(p["signals"].get(sig), one)})
-                jv = [p["signals"][sig] for p in junk if p["signals"].get(sig) is not None]
-                for v in vals:
-                    nb = _loosened(v, side, jv)
-                    # re-centre on the farthest good value the new bound admits
-                    far = [x for x in vals if (x <= nb if side == "max" else x >= nb)]
-                    nb = _loosened(max(far) if side == "max" else min(far), side, jv)
-                    cand = _with(table, rule, side, nb)
-                    g, j = counts(pages, cand)
-                    gain, loss = good - g, caught - j
-                    step = base_pairs - pairs(pages, cand)
-                    if gain - junk_cost * loss <= 0 and not (gain == 0 and loss == 0 and step > 0):
-                        continue
-                    score = (gain - junk_cost * loss, step, -abs(v - getattr(b, side)))
-                    if best is None or score > best[0]:
-                        best = (score, rule, side, cand, gain, loss)
-        if best is None:
-            log("no change rescues a good page at an acceptable junk cost: stop")
-            break
-        _, rule, side, cand, gain, loss = best
-        log(f"loosen {rule}.{side}: {getattr(table[rule][1], side)} -> {getattr(cand[rule][1], side)} "
-            f"(+{gain} good kept, -{loss} junk caught)")
-        table = cand
     for _ in range(50):
         good, caught = counts(pages, table)
-        if caught >= base_junk:
+        if caught >= goal:
             break
         best = None
         for rule, (sig, b) in table.items():
@@ -166,6 +125,62 @@ def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 
         log(f"tighten {rule}.{side}: {getattr(table[rule][1], side)} -> {getattr(cand[rule][1], side)} "
             f"(junk caught {caught} -> {best[0]})")
         table = cand
+    return table
+
+
+def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 2.0,
+              tighten_keep: float = 0.99, junk_floor: int | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """The calibrated table (see the module docstring); ``target``: the largest fraction of good pages
+    the rules may remove; ``tighten_keep``: a tightened bound must pass at least this fraction of the good
+    pages on its own (not only the ones other rules keep), so it does not hug the sample.
+    ``junk_floor``: catch at least this many junk pages (e.g. as many as the configuration in use):
+    the tightening runs first, to gain room, and no loosening may go below the floor."""
+    keep = [p for p in pages if p["verdict"] == "keep"]
+    junk = [p for p in pages if p["verdict"] == "remove"]
+    if not keep:
+        return table
+    base_good, base_junk = counts(pages, table)
+    log(f"start: {base_good}/{len(keep)} good pages removed, {base_junk}/{len(junk)} junk caught")
+    if junk_floor is not None:
+        table = _tighten(pages, table, len(junk), tighten_keep, log)
+    for _ in range(200):
+        good, caught = counts(pages, table)
+        if good / len(keep) <= target:
+            break
+        base_pairs = pairs(pages, table)
+        best = None
+        for rule, (sig, b) in table.items():
+            for side in ("min", "max"):
+                if getattr(b, side) is None:
+                    continue
+                one = Bounds(**{side: getattr(b, side)})
+                vals = sorted({p["signals"][sig] for p in keep if violates(p["signals"].get(sig), one)})
+                jv = [p["signals"][sig] for p in junk if p["signals"].get(sig) is not None]
+                for v in vals:
+                    nb = _loosened(v, side, jv)
+                    # re-centre on the farthest good value the new bound admits
+                    far = [x for x in vals if (x <= nb if side == "max" else x >= nb)]
+                    nb = _loosened(max(far) if side == "max" else min(far), side, jv)
+                    cand = _with(table, rule, side, nb)
+                    g, j = counts(pages, cand)
+                    gain, loss = good - g, caught - j
+                    if junk_floor is not None and j < junk_floor:
+                        continue
+                    step = base_pairs - pairs(pages, cand)
+                    if gain - junk_cost * loss <= 0 and not (gain == 0 and loss == 0 and step > 0):
+                        continue
+                    score = (gain - junk_cost * loss, step, -abs(v - getattr(b, side)))
+                    if best is None or score > best[0]:
+                        best = (score, rule, side, cand, gain, loss)
+        if best is None:
+            log("no change rescues a good page at an acceptable junk cost: stop")
+            break
+        _, rule, side, cand, gain, loss = best
+        log(f"loosen {rule}.{side}: {getattr(table[rule][1], side)} -> {getattr(cand[rule][1], side)} "
+            f"(+{gain} good kept, -{loss} junk caught)")
+        table = cand
+    table = _tighten(pages, table, base_junk if junk_floor is None else junk_floor, tighten_keep, log)
     good, caught = counts(pages, table)
     log(f"end: {good}/{len(keep)} good pages removed, {caught}/{len(junk)} junk caught")
     return table
