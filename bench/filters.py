@@ -227,6 +227,27 @@ def compare(ours: dict[str, str | None], spark: dict[str, str | None]) -> dict:
     return {"compared": len(common), "agree": len(common) - len(diff), "differ": diff[:20], "n_differ": len(diff)}
 
 
+def category_speed(texts: list[str], model: str, batch: int, min_seconds: float = 5.0) -> dict:
+    """Documents per CPU-second of the category predictor, one thread (featurization + network + keyword
+    prior, as the filter stage calls it per batch), over passes of ``texts`` for at least ``min_seconds``."""
+    import torch
+
+    from models.category import load
+
+    torch.set_num_threads(1)
+    pred = load(None if model == "default" else model, "cpu")
+    pred.predict(texts[:batch])  # warm-up: hash caches
+    n, t0, w0 = 0, time.process_time(), time.perf_counter()
+    while time.process_time() - t0 < min_seconds:
+        for s in range(0, len(texts), batch):
+            pred.predict(texts[s : s + batch])
+        n += len(texts)
+    cpu = time.process_time() - t0
+    return {"model": pred.version, "docs": n, "cpu_seconds": round(cpu, 2), "docs_per_cpu_second": round(n / cpu, 1),
+            "wall_docs_per_second": round(n / (time.perf_counter() - w0), 1), "threads": 1,
+            "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)))}
+
+
 def run_strata(run: Path, docs: dict[str, dict]) -> tuple[dict[str, str], dict[str, Counter]]:
     """Each document of a run's clean stage -> ``dropped`` (a non-duplicate clean or filter reason in
     that run) or ``kept``; and the stratum sizes per language."""
@@ -277,7 +298,7 @@ def check_spark_run(run: Path, docs: dict[str, dict], ld_texts: dict[str, str], 
 
 
 def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], cfg, target: float,
-                    junk_cost: float = 4.0, floors: Counter | None = None) -> dict:
+                    junk_cost: float = 4.0, floors: Counter | None = None, tighten_keep: float = 0.995) -> dict:
     """Per language: the calibrated rule table of :func:`pipeline.filter.calibrate.calibrate`, printed
     as the ``clean.lang_rules.<lang>`` and ``filter.quality.threshold_by_lang`` YAML it implies."""
     from pipeline.clean.heuristics import REASON_EMPTY, RULES
@@ -300,7 +321,8 @@ def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, di
                            lang_threshold(q.threshold, q.threshold_by_lang, lang))
         floor = None if floors is None else floors[lang]
         print(f"\n### calibration, {lang} (dev: {len(pages)} pages; junk floor {floor})")
-        new = calibrate(pages, table, target, junk_cost=junk_cost, junk_floor=floor, log=lambda m: print("  " + m))
+        new = calibrate(pages, table, target, junk_cost=junk_cost, tighten_keep=tighten_keep, junk_floor=floor,
+                        log=lambda m: print("  " + m))
         changed = {rule: [b.min, b.max] for rule, (_, b) in new.items() if (rule not in table or table[rule][1] != b)}
         out[lang] = {"changed": changed, "table": {rule: [b.min, b.max] for rule, (_, b) in new.items()}}
         print(f"  clean.lang_rules.{lang}:")
@@ -332,6 +354,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calibrate", type=float, default=None, metavar="TARGET",
                    help="choose per-language bounds on the dev split so that at most TARGET (e.g. 0.02) of its "
                         "good pages are removed (pipeline.filter.calibrate); prints them as conf YAML")
+    p.add_argument("--category-speed", nargs="?", const="default", default=None, metavar="MODEL",
+                   help="also measure the category predictor (default artifact, or MODEL) on the labelled texts: "
+                        "documents per CPU-second on one thread, batches of filter.category.batch_docs_cpu")
+    p.add_argument("--junk-floor-from", default=None, metavar="BENCH_JSON",
+                   help="calibration: catch at least the dev junk pages counted in this earlier --json output "
+                        "(e.g. of --config with the constants in use)")
+    p.add_argument("--tighten-keep", type=float, default=0.995,
+                   help="calibration: a tightened bound must pass this fraction of the dev good pages alone")
     p.add_argument("--junk-cost", type=float, default=4.0,
                    help="calibration: good pages a loosening must rescue per junk page it lets through")
     return p.parse_args(argv)
@@ -384,13 +414,17 @@ def main(argv: list[str] | None = None) -> dict:
             for k in ("spark_clean", "spark_filter"):
                 c = res[k]
                 print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))
+    if args.category_speed:
+        res["category_speed"] = category_speed([r["text"] for r in recs], args.category_speed,
+                                               cfg.filter.category.batch_docs_cpu)
+        print(f"\ncategory predictor: {res['category_speed']}")
     if args.calibrate is not None:
         floors = None
-        if args.spark_run:  # catch at least the junk the sampling run's configuration caught
-            strata, _ = run_strata(Path(args.spark_run), docs)
-            floors = Counter(r.get("lang") for r in recs
-                             if r["verdict"] == "remove" and strata.get(r["id"]) == "dropped")
-        res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate, args.junk_cost, floors)
+        if args.junk_floor_from:  # catch at least the dev junk an earlier configuration caught
+            before = json.loads(Path(args.junk_floor_from).read_text(encoding="utf-8"))["by_split"]["dev"]
+            floors = Counter({lang: s["totals"]["clean+filter"]["junk_caught"] for lang, s in before.items()})
+        res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate, args.junk_cost, floors,
+                                            args.tighten_keep)
     res["seconds"] = round(time.time() - t0, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-weight", type=float, default=4.0, help="weight of an annotator label vs a weak one")
     p.add_argument("--alt-weight", type=float, default=0.5, help="weight of each accepted alternative (x label weight)")
     p.add_argument("--tune-percent", type=int, default=30, help="dev sites held out of training to choose beta")
+    p.add_argument("--no-refit", action="store_true",
+                   help="with --labels: do not retrain on all dev sites (tune sites included) once beta and "
+                        "the temperature are chosen")
     p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction (hash of URL or text)")
     p.add_argument(
         "--no-seed-docs", action="store_true", help="bootstrap without the taxonomy pseudo-documents"
@@ -252,7 +255,7 @@ def evaluate_rows(pred, rows: list[dict], tax) -> dict:
 
 def choose_beta(pred, dev: list[dict], tax, log=print) -> tuple[float, dict]:
     """The grid value of beta with the best dev top-1 (ties: top-5, then the smaller beta)."""
-    from pipeline.category.metrics import evaluate_topk
+    from pipeline.category.metrics import evaluate_accepted, evaluate_topk
 
     net = pred.network_logits([r["text"] for r in dev]).astype(np.float64)
     kw = np.log1p(pred_keyword_scores(pred, [r["text"] for r in dev]))
@@ -260,7 +263,10 @@ def choose_beta(pred, dev: list[dict], tax, log=print) -> tuple[float, dict]:
     table = {}
     for b in BETA_GRID:
         top = np.argsort(-(net + b * kw), axis=1, kind="stable")[:, :5]
-        m = evaluate_topk(top, gold, tax)
+        if all("accepted" in r for r in dev):  # annotator labels: the best leaf or an accepted alternative
+            m = evaluate_accepted(top, [r["accepted"] for r in dev], tax)
+        else:
+            m = evaluate_topk(top, gold, tax)
         table[b] = (m["top1"], m["top5"])
         log(f"keyword prior beta {b}: dev top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f} (n = {m['n']})")
     best = max(BETA_GRID, key=lambda b: (table[b][0], table[b][1], -b))
@@ -569,17 +575,31 @@ def main(argv: list[str] | None = None) -> dict:
     cfg["keyword_prior"]["beta"] = beta
     if beta == 0:
         cfg["keyword_prior"] = None
-    h_texts = [r["text"] for r in hold]
+    # temperature: on the held-out weak labels, else (every dev page annotated) on the tune rows
+    t_rows = hold if hold else dev
+    h_texts = [r["text"] for r in t_rows]
     h_logits = pred.network_logits(h_texts).astype(np.float64)
     if beta:
         h_logits = h_logits + beta * np.log1p(pred_keyword_scores(pred, h_texts))
-    cfg["temperature"] = fit_temperature(h_logits, [r["category"] for r in hold])
+    cfg["temperature"] = fit_temperature(h_logits, [r["category"] for r in t_rows])
     print(f"keyword prior beta {beta} ({'dev split' if beta_table else 'given/default'}), temperature {cfg['temperature']}")
     write_config(cfg, out, date, sha)
+    refit = bool(args.labels and dev and not args.no_refit)
+    if refit:  # beta and temperature are chosen: train once more on every dev site, tune sites included
+        for r in dev:
+            for i, c in enumerate(r["accepted"]):
+                texts.append(r["text"])
+                labels.append(c)
+                weights.append(args.label_weight * (1.0 if i == 0 else args.alt_weight))
+        print(f"refit on {len(texts)} documents (tune rows added)")
+        model = train_model(texts, labels, cfg, sample_weights=weights)
+        sha = write_weights(model, out)
+        write_config(cfg, out, date, sha)
+        ev_rows = [r for r in ev_rows if r["split"] != "dev"]
 
     # Evaluate the model as written, exactly as the filter stage will load it.
     pred = load(out, "cpu", tax)
-    metrics = {"holdout": evaluate(pred, h_texts, [r["category"] for r in hold], tax)}
+    metrics = {"holdout": evaluate(pred, [r["text"] for r in hold], [r["category"] for r in hold], tax)}
     if ev_rows:
         ev_fn = evaluate_accepted_rows if args.labels else evaluate_rows
         metrics["eval"] = ev_fn(pred, ev_rows, tax)
@@ -607,8 +627,9 @@ def main(argv: list[str] | None = None) -> dict:
             f" Annotator labels of `{args.labels}` (guideline `data/labels/GUIDELINE.md`) on the pages of "
             f"its dev sites train with weight {args.label_weight} (accepted alternatives with "
             f"{args.alt_weight} of it); the labelled pages of {args.tune_percent} % of the dev sites are "
-            "held out to choose beta; no page of a test site is trained on. Texts: stage 1 re-run on the "
-            "WARC inputs."
+            "held out to choose beta and the temperature"
+            + ("; the model is then retrained on all dev sites (tune sites included)" if refit else "")
+            + "; no page of a test site is trained on. Texts: stage 1 re-run on the WARC inputs."
             if args.labels
             else ""
         ),
