@@ -353,8 +353,8 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         "",
         f"Keyword prior: final logits = (network logits + beta * log1p(keyword scores)) / temperature, with "
         f"beta = {kp.get('beta', 0.0)} ({data['beta_how']}) and temperature = {cfg.get('temperature', 1.0)} "
-        "(fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on "
-        "silver labels). Keyword scores are the weak labeler's per-leaf scores of the text (English, "
+        f"({data.get('temperature_how') or 'fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on silver labels'}). "
+        "Keyword scores are the weak labeler's per-leaf scores of the text (English, "
         "Chinese and German lists, stored in config.json; URL words are not used at inference).",
         "",
         "## Training data and labels",
@@ -624,7 +624,8 @@ def main(argv: list[str] | None = None) -> dict:
             else "Labels given by the user (`category` column)."
         )
         + (
-            f" Annotator labels of `{args.labels}` (guideline `data/labels/GUIDELINE.md`) on the pages of "
+            f" With `--labels`, {sum(1 for r in rows if not r.get('human'))} pages carry weak labels (pages "
+            f"without an annotation). Annotator labels of `{args.labels}` (guideline `data/labels/GUIDELINE.md`) on the pages of "
             f"its dev sites train with weight {args.label_weight} (accepted alternatives with "
             f"{args.alt_weight} of it); the labelled pages of {args.tune_percent} % of the dev sites are "
             "held out to choose beta and the temperature"
@@ -651,6 +652,11 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "beta": beta,
         "beta_how": "best top-1 on the dev split of the hand-labeled set" if beta_table else "given or default",
+        "temperature_how": (
+            f"fitted by negative log-likelihood on the {len(dev)} tune rows of the annotator labels"
+            if args.labels and not hold
+            else None
+        ),
     }
     (out / "MODEL_CARD.md").write_text(model_card(cfg_written, metrics, data), encoding="utf-8")
     res = {"model": cfg_written["version"], "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
