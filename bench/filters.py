@@ -360,6 +360,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--junk-floor-from", default=None, metavar="BENCH_JSON",
                    help="calibration: catch at least the dev junk pages counted in this earlier --json output "
                         "(e.g. of --config with the constants in use)")
+    p.add_argument("--junk-floor", action="append", default=[], metavar="LANG=N",
+                   help="calibration: catch at least N dev junk pages of LANG (repeatable; overrides --junk-floor-from)")
     p.add_argument("--tighten-keep", type=float, default=0.995,
                    help="calibration: a tightened bound must pass this fraction of the dev good pages alone")
     p.add_argument("--junk-cost", type=float, default=4.0,
@@ -423,6 +425,12 @@ def main(argv: list[str] | None = None) -> dict:
         if args.junk_floor_from:  # catch at least the dev junk an earlier configuration caught
             before = json.loads(Path(args.junk_floor_from).read_text(encoding="utf-8"))["by_split"]["dev"]
             floors = Counter({lang: s["totals"]["clean+filter"]["junk_caught"] for lang, s in before.items()})
+        for item in args.junk_floor:
+            lang, _, n = item.partition("=")
+            if not n.isdigit():
+                raise SystemExit(f"--junk-floor {item!r}: give LANG=N, e.g. en=68")
+            floors = floors or Counter()
+            floors[lang] = int(n)
         res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate, args.junk_cost, floors,
                                             args.tighten_keep)
     res["seconds"] = round(time.time() - t0, 1)
