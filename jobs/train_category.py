@@ -88,6 +88,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"{list(BETA_GRID)} on the dev rows of --eval-labels (no dev rows: {DEFAULT_BETA} with --bootstrap, "
         "else 0); 0 = network only",
     )
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="data/labels/labels.jsonl: annotator labels of the WARC --input pages (texts from stage 1). Their "
+        "dev split trains (tune sites choose beta), their test split is only reported; pages of test sites "
+        "are never trained on, not even with weak labels",
+    )
+    p.add_argument("--label-weight", type=float, default=4.0, help="weight of an annotator label vs a weak one")
+    p.add_argument("--alt-weight", type=float, default=0.5, help="weight of each accepted alternative (x label weight)")
+    p.add_argument("--tune-percent", type=int, default=30, help="dev sites held out of training to choose beta")
+    p.add_argument("--no-refit", action="store_true",
+                   help="with --labels: do not retrain on all dev sites (tune sites included) once beta and "
+                        "the temperature are chosen")
     p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction (hash of URL or text)")
     p.add_argument(
         "--no-seed-docs", action="store_true", help="bootstrap without the taxonomy pseudo-documents"
@@ -100,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for k, v in DEFAULTS.items():
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v, help="hyper-parameter")
     args = p.parse_args(argv)
+    if args.labels and args.eval_labels:
+        p.error("give --labels or --eval-labels, not both")
     if not args.evaluate and not args.out:
         p.error("--out is required unless --evaluate MODEL")
     if not 0.0 <= args.holdout < 1.0:
@@ -240,7 +255,7 @@ def evaluate_rows(pred, rows: list[dict], tax) -> dict:
 
 def choose_beta(pred, dev: list[dict], tax, log=print) -> tuple[float, dict]:
     """The grid value of beta with the best dev top-1 (ties: top-5, then the smaller beta)."""
-    from pipeline.category.metrics import evaluate_topk
+    from pipeline.category.metrics import evaluate_accepted, evaluate_topk
 
     net = pred.network_logits([r["text"] for r in dev]).astype(np.float64)
     kw = np.log1p(pred_keyword_scores(pred, [r["text"] for r in dev]))
@@ -248,7 +263,10 @@ def choose_beta(pred, dev: list[dict], tax, log=print) -> tuple[float, dict]:
     table = {}
     for b in BETA_GRID:
         top = np.argsort(-(net + b * kw), axis=1, kind="stable")[:, :5]
-        m = evaluate_topk(top, gold, tax)
+        if all("accepted" in r for r in dev):  # annotator labels: the best leaf or an accepted alternative
+            m = evaluate_accepted(top, [r["accepted"] for r in dev], tax)
+        else:
+            m = evaluate_topk(top, gold, tax)
         table[b] = (m["top1"], m["top5"])
         log(f"keyword prior beta {b}: dev top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f} (n = {m['n']})")
     best = max(BETA_GRID, key=lambda b: (table[b][0], table[b][1], -b))
@@ -303,7 +321,8 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
             return "not measured"
         return (
             f"n = {m['n']}: top-1 {m['top1']:.3f}, top-5 {m.get('top5', float('nan')):.3f}, "
-            f"domain {m['domain']:.3f}, macro top-1 {m['macro_top1']:.3f}"
+            f"domain {m['domain']:.3f}"
+            + (f", macro top-1 {m['macro_top1']:.3f}" if m.get("macro_top1") is not None else "")
         )
 
     def table(ev: dict, ev_net: dict) -> list[str]:
@@ -334,8 +353,8 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         "",
         f"Keyword prior: final logits = (network logits + beta * log1p(keyword scores)) / temperature, with "
         f"beta = {kp.get('beta', 0.0)} ({data['beta_how']}) and temperature = {cfg.get('temperature', 1.0)} "
-        "(fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on "
-        "silver labels). Keyword scores are the weak labeler's per-leaf scores of the text (English, "
+        f"({data.get('temperature_how') or 'fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on silver labels'}). "
+        "Keyword scores are the weak labeler's per-leaf scores of the text (English, "
         "Chinese and German lists, stored in config.json; URL words are not used at inference).",
         "",
         "## Training data and labels",
@@ -350,8 +369,9 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         "## Metrics",
         f"- held-out split ({data['holdout_kind']}): {fmt(metrics.get('holdout'))}",
         f"- hand-labeled evaluation set ({', '.join(data['eval_files']) or 'none given'}): "
-        f"{fmt((metrics.get('eval') or {}).get('all'))}",
+        f"{fmt((metrics.get('eval') or {}).get('test' if data.get('accepted') else 'all'))}",
         "",
+        *([data["accepted"], ""] if data.get("accepted") else []),
         "Held-out figures on silver labels measure agreement with the weak labeler, not accuracy; the "
         "hand-labeled set is the real measure, and only its `test` rows are untouched by choices (beta "
         "was chosen on `dev`). Domain accuracy counts a top-1 prediction in the gold leaf's domain as "
@@ -381,6 +401,87 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
     return "\n".join(lines)
 
 
+def labelled_corpus(args: argparse.Namespace, tax, log=print) -> tuple[list[dict], list[dict], list[dict]]:
+    """``--labels``: (train rows ``{text, category, url, weight, human}``, tune rows, test rows).
+
+    Stage 1 is re-run on the WARC ``--input`` (cached, :func:`pipeline.filter.evalset.stage1_documents`).
+    Pages of test-split sites only feed the test rows. On dev sites, labelled pages of ``--tune-percent``
+    of the sites are held out to choose beta; the other labelled pages train with weight
+    ``--label-weight`` (each accepted alternative once more with ``--alt-weight`` of it); with
+    ``--bootstrap`` every other page with a confident weak label trains with weight 1."""
+    from pipeline.category.taxonomy import load_keywords
+    from pipeline.category.weak_labels import WeakLabeler, load_config
+    from pipeline.filter import evalset
+
+    warcs = [Path(p) for p in args.input]
+    not_warc = [str(p) for p in warcs if not p.name.endswith((".warc.gz", ".warc"))]
+    if not_warc:
+        raise ValueError(f"--labels needs the WARC files the labels were made on as --input, not {not_warc}")
+    docs = evalset.stage1_documents(warcs, log=log)
+    labels = {r["id"]: r for r in evalset.read_labels(args.labels)}
+    labeler = (
+        WeakLabeler(tax, load_keywords(args.keywords, tax), load_config(args.keywords)) if args.bootstrap else None
+    )
+    train: list[dict] = []
+    tune: list[dict] = []
+    test: list[dict] = []
+    seen: set[str] = set()
+    n: Counter = Counter()
+    for doc_id in sorted(docs):
+        d = docs[doc_id]
+        text = d.get("text") or ""
+        if d.get("drop_reason") or not text.strip():
+            continue
+        site = evalset.site_of(d["url"], d.get("domain"))
+        lab = labels.get(doc_id)
+        acc = [tax.id_of(c) for c in evalset.accepted(lab)] if lab else []
+        row = {"text": text, "url": d["url"], "lang": d.get("lang") or ""}
+        if evalset.split_of(site) == "test":
+            n["test_site_pages"] += 1
+            if acc:
+                test.append({**row, "category": acc[0], "accepted": acc, "split": "test"})
+            continue
+        if acc and _unit_hash("tune:" + site, args.seed) * 100 < args.tune_percent:
+            tune.append({**row, "category": acc[0], "accepted": acc, "split": "dev"})
+            continue
+        key = hashlib.md5(text.strip().encode("utf-8")).hexdigest()
+        if key in seen:
+            n["duplicate_text"] += 1
+            continue
+        seen.add(key)
+        if acc:
+            n["annotated"] += 1
+            train.append({**row, "category": acc[0], "weight": args.label_weight, "human": True})
+            for a in acc[1:]:
+                train.append({**row, "category": a, "weight": args.label_weight * args.alt_weight, "human": True})
+        elif labeler is not None:
+            wl = labeler.label(text, d["url"])
+            if wl is None:
+                n["no_weak_label"] += 1
+                continue
+            n["weak"] += 1
+            train.append({**row, "category": wl.category, "weight": 1.0, "human": False})
+    log(f"labelled corpus: {dict(n)}; {len(train)} training rows, {len(tune)} tune rows, {len(test)} test rows")
+    return train, tune, test
+
+
+def evaluate_accepted_rows(pred, rows: list[dict], tax) -> dict:
+    """Accuracy against the best leaf or an accepted alternative, per split and language."""
+    from pipeline.category.metrics import evaluate_accepted
+
+    def ev(sub: list[dict]) -> dict:
+        top, _ = pred.predict_topk([r["text"] for r in sub], 5)
+        return evaluate_accepted(top, [r["accepted"] for r in sub], tax)
+
+    out = {}
+    for sp in sorted({r["split"] for r in rows}):
+        sub = [r for r in rows if r["split"] == sp]
+        out[sp] = ev(sub)
+        for lang in sorted({r["lang"] for r in sub}):
+            out[f"{sp}/{lang}"] = ev([r for r in sub if r["lang"] == lang])
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     from models.category import load
@@ -388,6 +489,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     tax = load_taxonomy(args.taxonomy)
     t0 = time.time()
+    if args.evaluate and args.labels:
+        _, tune, test = labelled_corpus(args, tax)
+        pred = load(args.evaluate, "cpu", tax)
+        res = {"model": pred.version, "eval": evaluate_accepted_rows(pred, tune + test, tax)}
+        print(json.dumps(res, indent=2, ensure_ascii=False))
+        return res
     if args.evaluate:
         _, url_text = collect(args, tax, labels=False)
         pred = load(args.evaluate, "cpu", tax)
@@ -395,14 +502,23 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(res, indent=2, ensure_ascii=False))
         return res
 
-    rows, url_text = collect(args, tax)
+    ev_rows: list[dict] = []
+    if args.labels:
+        rows, tune, test = labelled_corpus(args, tax)
+        ev_rows = tune + test
+        url_text: dict[str, str] = {}
+    else:
+        rows, url_text = collect(args, tax)
     if not rows:
         raise SystemExit(
             "no labeled documents: check --input (and the `category` column, or use --bootstrap)"
         )
     train, hold = [], []
     for r in rows:
-        (hold if _unit_hash(r["url"] or r["text"], args.seed) < args.holdout else train).append(r)
+        if r.get("human"):  # annotator labels all train; the temperature is fitted on weak labels
+            train.append(r)
+        else:
+            (hold if _unit_hash(r["url"] or r["text"], args.seed) < args.holdout else train).append(r)
     if args.write_silver:
         with open(args.write_silver, "w", encoding="utf-8") as f:
             for r in rows:
@@ -415,6 +531,7 @@ def main(argv: list[str] | None = None) -> dict:
         seed_docs = seed_documents(tax, keywords)
     texts = [r["text"] for r in train] + [t for t, _ in seed_docs]
     labels = [r["category"] for r in train] + [c for _, c in seed_docs]
+    weights = [r.get("weight", 1.0) for r in train] + [1.0] * len(seed_docs)
     cfg = {k: getattr(args, k) for k in DEFAULTS}
     cfg.update(
         name="category",
@@ -437,7 +554,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     from models.category.model import train_model
 
-    model = train_model(texts, labels, cfg)
+    model = train_model(texts, labels, cfg, sample_weights=weights)
     date = args.date or dt.datetime.now(dt.UTC).strftime("%Y%m%d")
     out = Path(args.out)
     sha = write_weights(model, out)
@@ -445,7 +562,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Choose beta on the dev rows and the temperature on the held-out split, with the float16 weights.
     pred = load(out, "cpu", tax)
-    ev_rows = eval_set(args.eval_labels, url_text, tax) if args.eval_labels else []
+    if args.eval_labels:
+        ev_rows = eval_set(args.eval_labels, url_text, tax)
     dev = [r for r in ev_rows if r["split"] == "dev"]
     beta_table = None
     if args.keyword_prior != "auto":
@@ -457,22 +575,37 @@ def main(argv: list[str] | None = None) -> dict:
     cfg["keyword_prior"]["beta"] = beta
     if beta == 0:
         cfg["keyword_prior"] = None
-    h_texts = [r["text"] for r in hold]
+    # temperature: on the held-out weak labels, else (every dev page annotated) on the tune rows
+    t_rows = hold if hold else dev
+    h_texts = [r["text"] for r in t_rows]
     h_logits = pred.network_logits(h_texts).astype(np.float64)
     if beta:
         h_logits = h_logits + beta * np.log1p(pred_keyword_scores(pred, h_texts))
-    cfg["temperature"] = fit_temperature(h_logits, [r["category"] for r in hold])
+    cfg["temperature"] = fit_temperature(h_logits, [r["category"] for r in t_rows])
     print(f"keyword prior beta {beta} ({'dev split' if beta_table else 'given/default'}), temperature {cfg['temperature']}")
     write_config(cfg, out, date, sha)
+    refit = bool(args.labels and dev and not args.no_refit)
+    if refit:  # beta and temperature are chosen: train once more on every dev site, tune sites included
+        for r in dev:
+            for i, c in enumerate(r["accepted"]):
+                texts.append(r["text"])
+                labels.append(c)
+                weights.append(args.label_weight * (1.0 if i == 0 else args.alt_weight))
+        print(f"refit on {len(texts)} documents (tune rows added)")
+        model = train_model(texts, labels, cfg, sample_weights=weights)
+        sha = write_weights(model, out)
+        write_config(cfg, out, date, sha)
+        ev_rows = [r for r in ev_rows if r["split"] != "dev"]
 
     # Evaluate the model as written, exactly as the filter stage will load it.
     pred = load(out, "cpu", tax)
-    metrics = {"holdout": evaluate(pred, h_texts, [r["category"] for r in hold], tax)}
+    metrics = {"holdout": evaluate(pred, [r["text"] for r in hold], [r["category"] for r in hold], tax)}
     if ev_rows:
-        metrics["eval"] = evaluate_rows(pred, ev_rows, tax)
+        ev_fn = evaluate_accepted_rows if args.labels else evaluate_rows
+        metrics["eval"] = ev_fn(pred, ev_rows, tax)
         net_only = load(out, "cpu", tax)
         net_only.beta, net_only.labeler = 0.0, None
-        metrics["eval_network_only"] = evaluate_rows(net_only, ev_rows, tax)
+        metrics["eval_network_only"] = ev_fn(net_only, ev_rows, tax)
         if beta_table:
             metrics["beta_on_dev"] = beta_table
     cfg_written = json.loads((out / "config.json").read_text(encoding="utf-8"))
@@ -489,6 +622,17 @@ def main(argv: list[str] | None = None) -> dict:
             "distinct keyword/URL hits, density and margin over the runner-up; other pages are left out."
             if args.bootstrap
             else "Labels given by the user (`category` column)."
+        )
+        + (
+            f" With `--labels`, {sum(1 for r in rows if not r.get('human'))} pages carry weak labels (pages "
+            f"without an annotation). Annotator labels of `{args.labels}` (guideline `data/labels/GUIDELINE.md`) on the pages of "
+            f"its dev sites train with weight {args.label_weight} (accepted alternatives with "
+            f"{args.alt_weight} of it); the labelled pages of {args.tune_percent} % of the dev sites are "
+            "held out to choose beta and the temperature"
+            + ("; the model is then retrained on all dev sites (tune sites included)" if refit else "")
+            + "; no page of a test site is trained on. Texts: stage 1 re-run on the WARC inputs."
+            if args.labels
+            else ""
         ),
         "n_labeled": len(rows),
         "n_train": len(train),
@@ -497,9 +641,22 @@ def main(argv: list[str] | None = None) -> dict:
         "n_classes": len({r["category"] for r in train}),
         "top_labels": [(tax.leaves[c].en, n) for c, n in Counter(r["category"] for r in rows).most_common(8)],
         "holdout_kind": "silver labels" if args.bootstrap else "given labels",
-        "eval_files": args.eval_labels,
+        "eval_files": [args.labels] if args.labels else args.eval_labels,
+        "accepted": (
+            "On the annotator labels a prediction counts as correct when it is the best leaf or an accepted "
+            "alternative (top-1: first prediction; top-5: any of the first five; domain: the first prediction "
+            "in the domain of an accepted leaf); `dev` rows are the tune sites (beta chosen there), `test` "
+            "rows are the test sites, never trained on."
+            if args.labels
+            else ""
+        ),
         "beta": beta,
         "beta_how": "best top-1 on the dev split of the hand-labeled set" if beta_table else "given or default",
+        "temperature_how": (
+            f"fitted by negative log-likelihood on the {len(dev)} tune rows of the annotator labels"
+            if args.labels and not hold
+            else None
+        ),
     }
     (out / "MODEL_CARD.md").write_text(model_card(cfg_written, metrics, data), encoding="utf-8")
     res = {"model": cfg_written["version"], "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}

@@ -189,6 +189,10 @@ One 0-1 score per document (1 = fluent, coherent, non-redundant, non-repetitive 
 drops documents below `filter.quality.threshold` (`quality_below_threshold`; recommended here:
 **{extra['threshold']}**, which keeps 95 % of held-out positives).
 
+On real pages the threshold is set per language (`filter.quality.threshold_by_lang`, with the clean
+bounds, on the dev split of the annotated pages in `data/labels`): `python -m bench.filters` reports the
+good pages it removes and the junk it catches on the test split, per language.
+
 - **Architecture**: hashed word/CJK-character unigrams + bigrams (`EmbeddingBag`, {extra['n_buckets']}
   buckets x {extra['emb_dim']} dims) + {N_DOC_FEATURES} Gopher-style document statistics (word length,
   duplicate lines, top/duplicate n-gram fractions, terminal punctuation, ...) + {extra['coherence_features']}

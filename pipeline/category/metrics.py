@@ -42,3 +42,25 @@ def evaluate_topk(top_ids: np.ndarray, gold: Sequence[int], taxonomy: Taxonomy) 
         "macro_top1": round(macro, 4),
         "confusions": [f"{g} -> {p}: {c}" for (g, p), c in conf.most_common(10)],
     }
+
+
+def evaluate_accepted(top_ids: np.ndarray, accepted: Sequence[Sequence[int]], taxonomy: Taxonomy) -> dict:
+    """Top-k accuracy against a best leaf *or an accepted alternative* (labels of
+    ``data/labels/labels.jsonl``): ``accepted[i]`` = leaf ids, best first.
+
+    top1: the first prediction is accepted; top5: one of the first five is; domain: the first
+    prediction lies in the domain of an accepted leaf; top1_best: the first prediction is the best leaf."""
+    n = len(accepted)
+    if n == 0:
+        return {"n": 0, "top1": None, "top5": None, "domain": None, "top1_best": None}
+    k = min(5, top_ids.shape[1])
+    t1 = t5 = dom = best = 0
+    for row, acc in zip(top_ids, accepted):
+        acc_set = set(int(a) for a in acc)
+        p = int(row[0])
+        t1 += p in acc_set
+        best += p == int(acc[0])
+        t5 += any(int(x) in acc_set for x in row[:k])
+        dom += taxonomy.domain_of(p) in {taxonomy.domain_of(a) for a in acc_set}
+    return {"n": n, "top1": round(t1 / n, 4), "top5": round(t5 / n, 4), "domain": round(dom / n, 4),
+            "top1_best": round(best / n, 4)}

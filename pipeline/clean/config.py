@@ -44,6 +44,17 @@ class C4Config:
     policy_phrases: list[str] = dataclasses.field(default_factory=list)
 
 
+def _active(b: Bounds | None) -> bool:
+    return b is not None and (b.min is not None or b.max is not None)
+
+
+def word_rules() -> tuple[str, ...]:
+    """Rules whose signal counts words: their English bounds mean something else on jieba tokens."""
+    from pipeline.clean.heuristics import RULES, WORD_SIGNALS
+
+    return tuple(r for r, rule in RULES.items() if rule.signal in WORD_SIGNALS)
+
+
 @register_section("clean")
 @dataclasses.dataclass
 class CleanConfig:
@@ -76,6 +87,16 @@ class CleanConfig:
                     raise ValueError(f"{where}.{name}: unknown rule; known rules: {', '.join(sorted(RULES))}")
                 if b.min is not None and b.max is not None and b.min > b.max:
                     raise ValueError(f"{where}.{name}: min {b.min} > max {b.max}; swap or null one bound")
+
+        for lang in self.jieba_langs:
+            own = self.lang_rules.get(lang, {})
+            missing = [r for r in word_rules() if _active(self.rules.get(r)) and r not in own]
+            if missing:
+                raise ValueError(
+                    f"clean.lang_rules.{lang} lacks {', '.join(missing)}: {lang} words are jieba tokens, so the "
+                    f"English bounds of clean.rules do not carry over; set each from {lang} data "
+                    "(python -m bench.filters --calibrate) or to {} to turn it off for this language"
+                )
 
     def bounds_for(self, lang: str | None) -> dict[str, Bounds]:
         """The rule bounds that apply to documents of language ``lang`` (defaults + overrides)."""

@@ -6,7 +6,8 @@ violated rule's drop reason. Every rule is named by its drop reason and cites it
 
 * ``gopher_*`` quality rules: :mod:`.gopher_quality` (Rae et al. 2021, App. A.1.1);
 * ``gopher_dup_*`` / ``gopher_top_*`` repetition rules: :mod:`.gopher_repetition` (same paper);
-* ``c4_*`` rules: :mod:`.c4` (Raffel et al. 2020, Sec. 2.2).
+* ``c4_*`` rules: :mod:`.c4` (Raffel et al. 2020, Sec. 2.2);
+* ``fineweb_*`` line-structure rules: :mod:`.fineweb` (Penedo et al. 2024, Sec. 3.6).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from pipeline.clean.heuristics import c4
+from pipeline.clean.heuristics import c4, fineweb
 from pipeline.clean.heuristics import gopher_quality as gq
 from pipeline.clean.heuristics import gopher_repetition as gr
 from pipeline.clean.text import load_stopwords, tokens, uses_jieba
@@ -34,6 +35,7 @@ class Rule:
 
 _G = "Gopher, Rae et al. 2021, App. A.1.1"
 _C4 = "C4, Raffel et al. 2020, Sec. 2.2"
+_FW = "FineWeb, Penedo et al. 2024, Sec. 3.6"
 RULES: dict[str, Rule] = {
     gq.REASON_SHORT_DOC: Rule("n_words", _G),
     gq.REASON_LONG_DOC: Rule("n_words", _G),
@@ -56,7 +58,17 @@ RULES: dict[str, Rule] = {
     c4.REASON_CURLY_BRACE: Rule("curly_braces", _C4),
     c4.REASON_JAVASCRIPT: Rule("javascript_line_frac", _C4 + " (line rule; page threshold ours)"),
     c4.REASON_POLICY: Rule("policy_line_frac", _C4 + " (line rule; page threshold ours)"),
+    fineweb.REASON_LINE_PUNCT: Rule("line_punct_frac", _FW),
+    fineweb.REASON_SHORT_LINES: Rule("short_line_frac", _FW),
 }
+
+# Signals computed on words (jieba tokens for clean.jieba_langs): a language segmented by jieba needs
+# its own bounds for the rules on these (CleanConfig.validate checks clean.lang_rules sets them).
+WORD_SIGNALS = frozenset(
+    {"n_words", "mean_word_length", "hash_ratio", "ellipsis_ratio", "alpha_word_frac", "stop_words"}
+    | {f"top_{n}gram_char_frac" for n in gr.TOP_NGRAMS}
+    | {f"dup_{n}gram_char_frac" for n in gr.DUP_NGRAMS}
+)
 
 # Every signal column, in output order.
 SIGNALS: tuple[str, ...] = (
@@ -81,6 +93,8 @@ SIGNALS: tuple[str, ...] = (
     "policy_lines",
     "javascript_line_frac",
     "policy_line_frac",
+    "line_punct_frac",
+    "short_line_frac",
 )
 
 
@@ -128,6 +142,7 @@ def score_document(
     signals.update(gq.quality_signals(text, toks, words, stop, cjk))
     signals.update(gr.repetition_signals(text, words))
     signals.update(c4.c4_page_signals(text))
+    signals.update(fineweb.fineweb_signals(text))
     return text, signals
 
 

@@ -1,0 +1,37 @@
+"""The ``filter`` stage's drop decision as plain Python (the Spark job applies the same rules as column
+expressions in :mod:`jobs.filter`; ``tests/test_filter_decisions.py`` checks both agree).
+
+Order: a row without text (``error_filter_null_text``), then no line left after clutter removal
+(:data:`~pipeline.filter.clutter.CLUTTER_EMPTY`), then a quality score below the document language's
+threshold (:data:`~pipeline.filter.quality.QUALITY_BELOW`; ``filter.quality.threshold_by_lang``
+overrides ``filter.quality.threshold``). A missing score (quality model off) never drops.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pipeline.filter.clutter import CLUTTER_EMPTY
+from pipeline.filter.config import lang_threshold
+from pipeline.filter.quality import QUALITY_BELOW
+
+NULL_TEXT = "error_filter_null_text"
+
+
+def filter_reason(
+    text: str | None,
+    text_clean: str | None,
+    quality_score: float | None,
+    lang: str | None,
+    threshold: float,
+    threshold_by_lang: dict[str, float] | None = None,
+) -> str | None:
+    """The filter stage's drop reason of one document, or None when it is kept."""
+    if text is None:
+        return NULL_TEXT
+    if not (text_clean or "").strip():
+        return CLUTTER_EMPTY
+    if quality_score is not None and not math.isnan(quality_score):
+        if quality_score < lang_threshold(threshold, threshold_by_lang or {}, lang):
+            return QUALITY_BELOW
+    return None
