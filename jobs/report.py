@@ -45,13 +45,13 @@ TOP_N = 20
 
 
 class RunFS:
-    """Local paths or any pyarrow.fs URI, with the few operations the report needs."""
+    """Local paths, ``s3://`` (configured from the AWS variables and files, see
+    :mod:`pipeline.storage`) or any pyarrow.fs URI, with the few operations the report needs."""
 
     def __init__(self, root: str):
-        if "://" in root and not root.startswith("file://"):
-            self.fs, self.root = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), root.removeprefix("file://")
+        from pipeline import storage
+
+        self.fs, self.root = storage.filesystem(root)
         self.root = self.root.rstrip("/")
 
     def join(self, *parts: str) -> str:
@@ -74,7 +74,8 @@ class RunFS:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         parent = path.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
+        if not isinstance(self.fs, pafs.S3FileSystem):  # object stores have no folders to create
+            self.fs.create_dir(parent, recursive=True)
         with self.fs.open_output_stream(path) as f:
             f.write(data)
 
