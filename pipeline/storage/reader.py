@@ -39,6 +39,10 @@ class UnreadableError(Exception):
         super().__init__(f"cannot read {uri} at byte {offset} after {attempts} attempt(s): {why}")
 
 
+class RangeNotSupported(OSError):
+    """The server ignores ``Range``: the object can be read from its start only (not retried)."""
+
+
 class ShortRead(OSError):
     """A fetch returned fewer bytes than the object holds there (a truncated body)."""
 
@@ -65,7 +69,7 @@ def retryable(e: BaseException) -> bool:
     """True for errors another attempt can fix (throttling, 5xx, resets, time-outs, truncation)."""
     if isinstance(e, urllib.error.HTTPError):
         return e.code in RETRYABLE_HTTP
-    if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+    if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError | RangeNotSupported):
         return False
     if isinstance(e, OSError):
         msg = str(e)
@@ -257,7 +261,7 @@ class HttpSource:
                     return _read_upto(r, length)
                 if offset == 0:  # Range ignored: the whole object from the start
                     return _read_upto(r, length)
-                raise ValueError(f"{self.url}: the server ignores Range requests; cannot resume at {offset}")
+                raise RangeNotSupported(f"{self.url}: the server ignores Range requests; cannot resume at {offset}")
         except urllib.error.HTTPError as e:
             raise _as_os_error(e) from e
 
