@@ -88,7 +88,7 @@ def expand_inputs(ctx: StageContext) -> list[str]:
         raise ValueError(f"--limit-files {limit} must be >= 1")
     ordered: list[str] = []
     for raw in ctx.inputs:
-        if raw.endswith(LIST_SUFFIXES) and storage.kind(raw) != "http" and not storage.paths.has_glob(raw):
+        if raw.endswith(LIST_SUFFIXES) and not storage.paths.has_glob(raw):
             if not storage.exists(raw):
                 raise ValueError(f"--input {raw}: the list file does not exist")
             ordered += [storage.normalize(p) for p in _list_entries(raw, base)]

@@ -194,15 +194,18 @@ def test_rerun_in_a_bucket_replaces_the_output_and_readers_need_success(spark, c
 
     src = _upload(s3_bucket, f"in/{one_warc.name}", one_warc)
     out = f"{s3_bucket}/prep"
-    first = run_stage("prepare", prepare.run, spark, cfg, [src], out)
+    first = run_stage("prepare", prepare.run, spark, cfg, [src], out, keep_dropped=True)
     assert run_stage("prepare", prepare.run, spark, cfg, [src], out) == first  # finished: skipped
+    _manifest_matches_listing(out)
+    dropped = [e.path for e in storage.list_files(f"{out}/_dropped")]
+    assert dropped and all(p.rsplit("/", 1)[-1].startswith("part-") for p in dropped)
+    from jobs.common import read_parquet_files
+
+    assert read_parquet_files(spark, dropped).count() == sum(first["dropped"].values()) > 0
     storage.write_bytes(f"{out}/part-00042.parquet", b"left by an older run")
-    storage.write_bytes(f"{out}/_dropped/part-00000.parquet", b"old side table")
-    manifest_before = json.loads(storage.read_text(f"{out}/_SUCCESS"))
-    run_stage("prepare", prepare.run, spark, cfg, [src], out, overwrite=True)
+    run_stage("prepare", prepare.run, spark, cfg, [src], out, overwrite=True)  # now without _dropped
     assert not storage.exists(f"{out}/part-00042.parquet") and not storage.exists(f"{out}/_dropped")
     _manifest_matches_listing(out)
-    assert json.loads(storage.read_text(f"{out}/_SUCCESS")) == manifest_before  # same bytes again
     # A crash between the data and the marker: the next stage refuses the folder.
     storage.delete(f"{out}/_SUCCESS")
     with pytest.raises(ValueError, match="no _SUCCESS"):

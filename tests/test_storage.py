@@ -193,6 +193,11 @@ def test_path_list_with_base_and_limit(s3_bucket, tmp_path):
     assert expand_inputs(ctx([f"{s3_bucket}/crawl/*.warc.gz"])) == [f"{s3_bucket}/crawl/a.warc.gz"]
     with pytest.raises(ValueError, match="matches no file"):
         expand_inputs(ctx([f"{s3_bucket}/nothing/*.warc.gz"]))
+    # a list served over https (Common Crawl publishes them at data.commoncrawl.org)
+    with range_server(str(tmp_path)) as url:
+        assert expand_inputs(ctx([f"{url}/warc.paths.gz"], base="https://data.commoncrawl.org/", n=1)) == [
+            f"https://data.commoncrawl.org/{rel[0]}"
+        ]
 
 
 # ---------------------------------------------------------------- commit manifest
