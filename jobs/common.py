@@ -346,10 +346,19 @@ def read_parquet_files(spark, files: list[str]):
 
     with storage.open_input(files[0]) as f:
         schema = pq.read_schema(f)
-    sschema = from_arrow_schema(schema.remove_metadata())
+    sschema = _as_nullable(from_arrow_schema(schema.remove_metadata()))
     reader = _ParquetReader(schema.remove_metadata().serialize().to_pybytes())
     rdd = spark.sparkContext.parallelize([(f,) for f in files], len(files))
     return spark.createDataFrame(rdd, "path string").mapInArrow(reader, sschema)
+
+
+def _as_nullable(schema):
+    """Every field (nested ones too) nullable, as Spark's own Parquet reader makes them, so a stage
+    reads the same schema from a bucket as from a local folder."""
+    from pyspark.sql.types import StructType
+
+    j = re.sub(r'"(nullable|containsNull|valueContainsNull)":\s*false', r'"\1":true', schema.json())
+    return StructType.fromJson(json.loads(j))
 
 
 class _ParquetReader:

@@ -17,6 +17,7 @@ from tests.test_cluster_support import (
     REPO,
     StandaloneCluster,
     _env,
+    fault_url,
     reference_run,
     sample_crawl,
     tail,
@@ -41,7 +42,11 @@ def test_submit_prepare_with_warcs_and_output_in_s3(tmp_path: Path, tmp_path_fac
     subprocess.run([*MAKE, "package", f"DIST={dist}", "PACK_ENV=0"], cwd=REPO, check=True, capture_output=True)
     out = f"{s3_bucket}/cluster-prepare"
     args = ["--input", f"{s3_bucket}/crawl/*.warc.gz", "--output", out, "--set", f"spark.profile={PROFILE}"]
-    conf = ["--driver-memory", "768m", "--conf", "spark.executor.memory=512m", "--conf", "spark.ui.enabled=false"]
+    conf = [
+        "--driver-memory", "768m", "--conf", "spark.executor.memory=512m", "--conf", "spark.ui.enabled=false",
+        # the reference run's injected record fault (tests/test_cluster_support.fault_env)
+        "--conf", f"spark.executorEnv.DOTS_FAULT_INJECT={fault_url(sample)}",
+    ]
     log = tmp_path / "submit.log"
     aws = {k: os.environ[k] for k in AWS_KEYS}
     with StandaloneCluster(tmp_path / "cluster", workers=1, cores=2, memory="1g") as cluster:
