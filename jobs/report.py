@@ -440,6 +440,10 @@ def write_report(output_dir: str, max_scan_bytes: int = DEFAULT_MAX_SCAN_BYTES, 
         rfs.write_bytes(rfs.join("report", f"{name}.png"), png)
     path = rfs.join("report.html")
     rfs.write_bytes(path, render_html(fig, charts).encode("utf-8"))
+    from pipeline import storage
+
+    if storage.kind(output_dir) != "local":  # name it as the user did: s3://bucket/..., not bucket/...
+        path = output_dir.rstrip("/") + "/report.html"
     if not quiet:
         print(format_table(fig))
         print(f"report: {path}")
