@@ -226,3 +226,20 @@ def test_manifest_is_what_readers_trust(where, tmp_path, request):
     fs.write_text(f"{root}/_SUCCESS", "not json")
     with pytest.raises(ValueError, match="neither empty nor a manifest"):
         committed_files(fs, root)
+
+
+def test_spark_work_tables_of_an_object_store_output_need_a_scratch_folder(tmp_path):
+    from jobs.common import StageContext
+    from pipeline.config import load_config
+
+    def ctx(staging: str, scratch: str) -> StageContext:
+        return StageContext("clean", None, None, [], staging, staging, False, None, None, scratch=scratch)
+
+    assert ctx(str(tmp_path / "o.__staging-1"), "").work_path("_w") == str(tmp_path / "o.__staging-1") + "/_w"
+    assert ctx("s3://b/o", "/tmp/dots-clean-work-1").work_path("_w") == "/tmp/dots-clean-work-1/_w"
+    with pytest.raises(ValueError, match="storage.scratch_dir"):
+        ctx("s3://b/o", "").work_path("_w")  # object-store OUT on a cluster master, no scratch_dir
+    with pytest.raises(ValueError, match="not an object store"):
+        load_config(overrides=["storage.scratch_dir=s3://b/tmp"])
+    with pytest.raises(ValueError, match="on_unreadable"):
+        load_config(overrides=["prepare.on_unreadable=ignore"])
