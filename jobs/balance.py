@@ -39,12 +39,8 @@ def category_key_col(col_name: str, num_leaves: int):
 
 
 def write_bytes(ctx: StageContext, name: str, data: bytes) -> None:
-    """Write a binary side file (``OUT/name``) through the Hadoop FileSystem."""
-    out = ctx.fs.fs.create(ctx.fs.Path(ctx.path(name)), True)
-    try:
-        out.write(bytearray(data))
-    finally:
-        out.close()
+    """Write a binary side file (``OUT/name``)."""
+    ctx.fs.write_bytes(ctx.path(name), data)
 
 
 def run(ctx: StageContext) -> None:

@@ -24,7 +24,7 @@ if __package__ in (None, ""):
 
 import argparse
 
-from jobs.common import StageContext, _rename_parts, main, write_sorted
+from jobs.common import StageContext, _rename_parts, main, read_parquet_files, write_sorted
 
 LINE_COUNTS = "_line_counts"
 WORK = "_work_clean"
@@ -40,7 +40,7 @@ def line_dedup_deletions(ctx: StageContext, docs):
 
     ld = ctx.section.line_dedup
     prev_path = previous_counts_path(ctx)
-    work = ctx.path(WORK)
+    work = ctx.work_path(WORK)
     cand_path = work + "/candidates"
     (
         docs.select("doc_id", F.col("fetch_time").cast("timestamp").alias("fetch_time"), "text")
@@ -51,7 +51,7 @@ def line_dedup_deletions(ctx: StageContext, docs):
     cand = ctx.spark.read.parquet(cand_path)
     counts = cand.groupBy("line_hash").agg(F.count(F.lit(1)).alias("here"))
     if prev_path:
-        prev = ctx.spark.read.parquet(prev_path).select("line_hash", F.col("count").alias("prev"))
+        prev = read_parquet_files(ctx.spark, _parquet_files(ctx, prev_path)).select("line_hash", F.col("count").alias("prev"))
         merged = counts.join(prev, "line_hash", "full_outer")
     else:
         merged = counts.withColumn("prev", F.lit(None).cast("long"))
@@ -114,6 +114,14 @@ def previous_counts_path(ctx: StageContext) -> str | None:
     return p
 
 
+def _parquet_files(ctx: StageContext, folder: str) -> list[str]:
+    """The ``part-*.parquet`` files of an earlier run's ``_line_counts`` folder."""
+    files = [p for p in ctx.fs.list(folder) if p.rsplit("/", 1)[-1].endswith(".parquet")]
+    if not files:
+        raise ValueError(f"previous line counts {folder} hold no Parquet files")
+    return files
+
+
 def _partitions(ctx: StageContext) -> int:
     return int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
 
@@ -139,7 +147,7 @@ def run(ctx: StageContext) -> None:
     try:
         ctx.write_documents(scored, c.num_files)
     finally:
-        ctx.fs.delete(ctx.path(WORK))
+        ctx.fs.delete(ctx.work_path(WORK))
 
 
 def add_args(p: argparse.ArgumentParser) -> None:

@@ -7,12 +7,17 @@ A stage module defines ``run(ctx: StageContext) -> None`` and ends with
 * parses the CLI of DESIGN.md (``--input``, ``--output``, ``--config``, ``--set``, ``--overwrite``,
   ``--keep-dropped``), resolves and validates the config on the driver before any task starts;
 * skips a stage whose ``OUT/_SUCCESS`` exists unless ``--overwrite``;
-* lets the stage write into a staging folder beside ``OUT`` and commits it with one rename, so a
-  crashed run never leaves a folder that looks complete; ``_SUCCESS`` is written last;
+* commits the output so that a reader never takes a half-written one for a finished one: on a
+  local disk (or HDFS) the stage writes into a staging folder beside ``OUT`` that one rename makes
+  ``OUT``; in an object store, which has no rename, it first deletes ``OUT/_SUCCESS`` and every
+  earlier key, then writes in place. Either way ``_SUCCESS`` is written last and holds the
+  manifest (every file with its size); readers and resumed runs trust only a ``_SUCCESS``'d output
+  and read exactly the files its manifest lists (docs/OBJECT_STORAGE.md);
 * writes ``_stats.json`` (counts add up, checked) and ``_config.json`` (the resolved config).
 
-Paths go through Hadoop's FileSystem API, so local paths, ``file://``, ``hdfs://`` and ``s3a://``
-behave the same.
+Paths go through :mod:`pipeline.storage` (local, ``file:``, ``s3://``/``s3a://``, ``https://``
+inputs) in Python on the driver and in the tasks: no JVM connector is needed. Other schemes
+(``hdfs://``) use Hadoop's FileSystem in the JVM.
 """
 
 from __future__ import annotations
@@ -29,10 +34,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs import progress
+from pipeline import storage
 from pipeline.config import PipelineConfig, load_config
 from pipeline.stats import StageStats, format_funnel
+from pipeline.storage.paths import HADOOP
 
 REASON_COL = "drop_reason"
+SUCCESS = "_SUCCESS"
+MANIFEST_FORMAT = "dots-data/manifest-v1"
+# Standard AWS variables the Python tasks need as well (see forward_aws_env). On a cluster, instance
+# roles or profile files on the nodes avoid shipping credentials with the job at all.
+AWS_ENV = (
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_MAX_ATTEMPTS", "AWS_NO_SIGN_REQUEST", "AWS_EC2_METADATA_DISABLED",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+)
 
 
 def build_parser(stage: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -47,6 +64,19 @@ def build_parser(stage: str, description: str | None = None) -> argparse.Argumen
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--overwrite", action="store_true", help="recompute even if OUT/_SUCCESS exists")
     p.add_argument("--keep-dropped", action="store_true", help="also write dropped rows to OUT/_dropped/")
+    if stage in ("prepare", "pipeline"):
+        p.add_argument(
+            "--input-base",
+            default=None,
+            help="prefix for the relative paths of a path list, e.g. s3://commoncrawl/ or https://data.commoncrawl.org/",
+        )
+        p.add_argument(
+            "--limit-files",
+            type=int,
+            default=None,
+            metavar="N",
+            help="read only the first N input files, in list order (a sample of a crawl snapshot)",
+        )
     return p
 
 
@@ -92,6 +122,7 @@ def get_spark(cfg: PipelineConfig, app_name: str | None = None):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
     if active is not None:
+        forward_aws_env(active)
         return active
     launcher = launcher_settings()
     builder = SparkSession.builder.appName(app_name or cfg.spark.app_name)
@@ -105,11 +136,33 @@ def get_spark(cfg: PipelineConfig, app_name: str | None = None):
     if repo not in pp.split(os.pathsep):
         os.environ["PYTHONPATH"] = repo + (os.pathsep + pp if pp else "")
     builder = builder.config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    forward_aws_env(spark)
+    return spark
 
 
-class FS:
-    """Minimal Hadoop FileSystem wrapper (works for file://, hdfs://, s3a://...)."""
+_FORWARDED: set[str] = set()
+
+
+def forward_aws_env(spark) -> None:
+    """Give Python tasks the driver's current AWS settings (:data:`AWS_ENV`).
+
+    PySpark ships ``SparkContext.environment`` with every Python function, so the values reach the
+    Python workers of every executor, and a change made after the session started (a later
+    ``export``, a test's server) applies to the next job. Values set with
+    ``spark.executorEnv.*`` and absent here are left alone."""
+    env = spark.sparkContext.environment
+    for k in AWS_ENV:
+        if k in os.environ:
+            env[k] = os.environ[k]
+            _FORWARDED.add(k)
+        elif k in _FORWARDED:
+            env.pop(k, None)
+            _FORWARDED.discard(k)
+
+
+class _HadoopFS:
+    """Hadoop's FileSystem through the JVM, for schemes the Python storage layer leaves to it."""
 
     def __init__(self, spark, path: str):
         jvm = spark._jvm
@@ -135,24 +188,17 @@ class FS:
         if not self.fs.rename(self.Path(src), self.Path(dst)):
             raise OSError(f"rename {src} -> {dst} failed")
 
-    def write_text(self, path: str, text: str) -> None:
+    def write_bytes(self, path: str, data: bytes) -> None:
         out = self.fs.create(self.Path(path), True)
         try:
-            out.write(bytearray(text.encode("utf-8")))
+            out.write(bytearray(data))
         finally:
             out.close()
 
-    def read_text(self, path: str) -> str:
+    def read_bytes(self, path: str) -> bytes:
         stream = self.fs.open(self.Path(path))
         try:
-            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
-            lines = []
-            while True:
-                line = reader.readLine()
-                if line is None:
-                    break
-                lines.append(line)
-            return "\n".join(lines)
+            return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
         finally:
             stream.close()
 
@@ -160,6 +206,182 @@ class FS:
         if not self.exists(path):
             return []
         return sorted(str(s.getPath().toString()) for s in self.fs.listStatus(self.Path(path)))
+
+    def list_files(self, path: str) -> list[storage.Entry]:
+        if not self.exists(path):
+            return []
+        it = self.fs.listFiles(self.Path(path), True)
+        out = []
+        while it.hasNext():
+            st = it.next()
+            out.append(storage.Entry(str(st.getPath().toString()), int(st.getLen())))
+        return sorted(out, key=lambda e: e.path)
+
+
+class FS:
+    """File operations on any path: :mod:`pipeline.storage` for local, ``s3://`` and ``https://``
+    paths, Hadoop's FileSystem (JVM) for other schemes such as ``hdfs://``."""
+
+    def __init__(self, spark=None, path: str = ""):
+        self._spark = spark
+        self._hadoop: _HadoopFS | None = None
+
+    def _h(self, path: str) -> _HadoopFS | None:
+        if storage.kind(path) != HADOOP:
+            return None
+        if self._hadoop is None:
+            if self._spark is None:
+                raise ValueError(f"{path}: this scheme needs Hadoop's FileSystem, i.e. a Spark session")
+            self._hadoop = _HadoopFS(self._spark, path)
+        return self._hadoop
+
+    def qualify(self, path: str) -> str:
+        h = self._h(path)
+        return h.qualify(path) if h else storage.normalize(path)
+
+    def exists(self, path: str) -> bool:
+        h = self._h(path)
+        return h.exists(path) if h else storage.exists(path)
+
+    def delete(self, path: str) -> None:
+        h = self._h(path)
+        return h.delete(path) if h else storage.delete(path)
+
+    def mkdirs(self, path: str) -> None:
+        h = self._h(path)
+        return h.mkdirs(path) if h else storage.makedirs(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        h = self._h(src)
+        return h.rename(src, dst) if h else storage.move(src, dst)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        h = self._h(path)
+        return h.write_bytes(path, data) if h else storage.write_bytes(path, data)
+
+    def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def read_bytes(self, path: str) -> bytes:
+        h = self._h(path)
+        return h.read_bytes(path) if h else storage.read_bytes(path)
+
+    def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode("utf-8")
+
+    def list(self, path: str) -> list[str]:
+        """Immediate children of a folder, sorted; [] when it does not exist."""
+        h = self._h(path)
+        return h.list(path) if h else [e.path for e in storage.list_dir(path)]
+
+    def list_files(self, path: str) -> list[storage.Entry]:
+        """Every file under a folder (recursive) with its size, sorted by path."""
+        h = self._h(path)
+        return h.list_files(path) if h else storage.list_files(path)
+
+
+# ---------------------------------------------------------------- manifests (the commit record)
+
+
+def build_manifest(fs: FS, folder: str) -> dict:
+    """Every file under ``folder`` (paths relative to it) with its size: the content of ``_SUCCESS``."""
+    root = folder.rstrip("/")
+    files = []
+    for e in fs.list_files(root):
+        rel = e.path[len(root) + 1 :] if e.path.startswith(root + "/") else e.path.rsplit("/", 1)[-1]
+        if rel != SUCCESS:
+            files.append({"path": rel, "size": e.size})
+    return {"format": MANIFEST_FORMAT, "files": files}
+
+
+def read_manifest(fs: FS, output: str) -> dict | None:
+    """The manifest in ``OUT/_SUCCESS``; None for an empty marker (outputs made by other tools)."""
+    marker = output.rstrip("/") + "/" + SUCCESS
+    if not fs.exists(marker):
+        raise ValueError(
+            f"input {output} has no _SUCCESS: it is not a complete stage output; "
+            "rerun the previous stage (or pass its finished OUT directory)"
+        )
+    text = fs.read_text(marker).strip()
+    if not text:
+        return None
+    try:
+        m = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{marker} is neither empty nor a manifest ({e}); rerun the stage that wrote it") from e
+    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{marker} holds no {MANIFEST_FORMAT} manifest; rerun the stage that wrote it")
+    return m
+
+
+def committed_files(fs: FS, output: str, check: bool = True) -> list[str]:
+    """The Parquet files of a finished stage output, exactly as its ``_SUCCESS`` manifest lists them
+    (checked against the store: a file missing or of another size means the folder changed after
+    its commit). An empty ``_SUCCESS`` falls back to listing the folder's ``*.parquet`` files."""
+    root = fs.qualify(output).rstrip("/")
+    manifest = read_manifest(fs, root)
+    if manifest is None:
+        names = [(p.rsplit("/", 1)[-1], None) for p in fs.list(root)]
+    else:
+        names = [(f["path"], f["size"]) for f in manifest["files"] if "/" not in f["path"]]
+    names = [(n, sz) for n, sz in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
+    if check and manifest is not None:
+        present = {e.path.rsplit("/", 1)[-1]: e.size for e in fs.list_files(root) if e.path.count("/") == root.count("/") + 1}
+        for n, sz in names:
+            if present.get(n) != sz:
+                raise ValueError(
+                    f"{root}/{n} is listed in {root}/_SUCCESS with {sz} bytes but the store has "
+                    f"{present.get(n)}: the output changed after its commit; rerun the stage that wrote it"
+                )
+    return [f"{root}/{n}" for n, _ in sorted(names)]
+
+
+def read_parquet_files(spark, files: list[str]):
+    """A DataFrame of these Parquet files. Local and Hadoop paths use Spark's reader; object-store
+    and other remote files are read with pyarrow in Python tasks, one task per file."""
+    if all(storage.kind(f) in ("local", HADOOP) for f in files):
+        return spark.read.parquet(*files)
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    with storage.open_input(files[0]) as f:
+        schema = pq.read_schema(f)
+    sschema = _as_nullable(from_arrow_schema(schema.remove_metadata()))
+    reader = _ParquetReader(schema.remove_metadata().serialize().to_pybytes())
+    rdd = spark.sparkContext.parallelize([(f,) for f in files], len(files))
+    return spark.createDataFrame(rdd, "path string").mapInArrow(reader, sschema)
+
+
+def _as_nullable(schema):
+    """Every field (nested ones too) nullable, as Spark's own Parquet reader makes them, so a stage
+    reads the same schema from a bucket as from a local folder."""
+    from pyspark.sql.types import StructType
+
+    j = re.sub(r'"(nullable|containsNull|valueContainsNull)":\s*false', r'"\1":true', schema.json())
+    return StructType.fromJson(json.loads(j))
+
+
+class _ParquetReader:
+    """mapInArrow function: read the Parquet files named in the ``path`` column, batch by batch,
+    through :mod:`pipeline.storage` (retried, resumable reads)."""
+
+    def __init__(self, schema_bytes: bytes):
+        self.schema_bytes = schema_bytes
+
+    def __call__(self, batches):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.ipc.read_schema(pa.py_buffer(self.schema_bytes))
+        for b in batches:
+            for path in b.column("path").to_pylist():
+                with storage.open_input(path) as f:
+                    pf = pq.ParquetFile(f)
+                    got = pf.schema_arrow.remove_metadata()
+                    if not got.equals(schema):
+                        raise ValueError(f"{path} has schema {got}, not the dataset's {schema}")
+                    for batch in pf.iter_batches(batch_size=4096):
+                        yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
 
 # ---------------------------------------------------------------- stage context
@@ -178,6 +400,7 @@ class StageContext:
     fs: FS
     extra_args: argparse.Namespace | None = None
     written: list[str] = field(default_factory=list)
+    scratch: str = ""  # where Spark's intermediate tables go when OUT is in an object store
 
     @property
     def section(self) -> Any:
@@ -187,15 +410,29 @@ class StageContext:
         """A path inside the staging folder (becomes ``OUT/name`` on commit)."""
         return self.staging.rstrip("/") + "/" + name
 
+    def work_path(self, name: str) -> str:
+        """A folder for Spark's own intermediate Parquet (written with ``df.write``): inside the
+        staging folder on a local disk or HDFS, under the scratch folder when OUT is in an object
+        store (Spark's Hadoop writer cannot reach one). Delete it when done."""
+        if storage.supports_rename(self.staging):
+            return self.path(name)
+        if not self.scratch:
+            raise ValueError(
+                f"OUT={self.output} is in an object store and the master is not local: set "
+                "storage.scratch_dir to a folder every node sees (hdfs://... or a shared mount) "
+                "for Spark's intermediate tables"
+            )
+        return self.scratch.rstrip("/") + "/" + name
+
     def read_previous(self):
-        """Read the previous stage's documents table, refusing an incomplete one."""
+        """Read the previous stage's documents table: only a finished (``_SUCCESS``) output, and
+        exactly the Parquet files its manifest lists."""
+        files: list[str] = []
         for p in self.inputs:
-            if not self.fs.exists(p.rstrip("/") + "/_SUCCESS"):
-                raise ValueError(
-                    f"input {p} has no _SUCCESS: it is not a complete stage output; "
-                    "rerun the previous stage (or pass its finished OUT directory)"
-                )
-        return self.spark.read.parquet(*self.inputs)
+            files += committed_files(self.fs, p)
+        if not files:
+            raise ValueError(f"inputs {self.inputs} hold no Parquet files; pass a stage's OUT directory")
+        return read_parquet_files(self.spark, files)
 
     def write_documents(self, df, num_files: int | None = None, sort_col: str = "doc_id") -> None:
         """Write ``df`` (with a nullable ``drop_reason`` column) as the stage output.
@@ -246,6 +483,7 @@ def write_sorted(df, path: str, num_files: int, sort_col: str = "doc_id", mode: 
     elif mode != "append":
         raise ValueError(f"write_sorted mode must be 'append' or 'overwrite', not {mode!r}")
     fs.mkdirs(path)
+    path = fs.qualify(path)
     # The schema an empty partition writes: the same conversion Spark applies to Arrow batches.
     schema = to_arrow_schema(
         df.schema,
@@ -253,7 +491,7 @@ def write_sorted(df, path: str, num_files: int, sort_col: str = "doc_id", mode: 
         prefers_large_types=spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") == "true",
     )
     schema_bytes = schema.serialize().to_pybytes()
-    writer = _PartWriter(fs.qualify(path), schema_bytes)
+    writer = _PartWriter(path, schema_bytes)
     parts = (
         df.repartition(num_files, sort_col)
         .sortWithinPartitions(sort_col)
@@ -264,10 +502,9 @@ def write_sorted(df, path: str, num_files: int, sort_col: str = "doc_id", mode: 
     # write the missing parts here so the folder always holds the configured files.
     missing = sorted(set(range(num_files)) - {r["part"] for r in parts})
     if missing:
-        import pyarrow.fs as pafs
         import pyarrow.parquet as pq
 
-        pfs, root = pafs.FileSystem.from_uri(fs.qualify(path))
+        pfs, root = storage.filesystem(path)
         for pid in missing:
             with pfs.open_output_stream(f"{root}/part-{pid:05d}.parquet") as out:
                 pq.ParquetWriter(out, schema, compression="zstd").close()
@@ -277,7 +514,9 @@ class _PartWriter:
     """mapInArrow function: write this partition's batches as one Parquet file (zstd).
 
     Row groups hold exactly ``ROW_GROUP_ROWS`` rows (the last one fewer) and each is written from
-    one contiguous chunk, so the bytes do not depend on how Spark cut the Arrow batches."""
+    one contiguous chunk, so the bytes do not depend on how Spark cut the Arrow batches. Where
+    rename exists (local, HDFS) the file is written under a hidden name and renamed; in an object
+    store it goes straight to its final key (a PUT becomes visible whole or not at all)."""
 
     ROW_GROUP_ROWS = 16384
 
@@ -293,9 +532,17 @@ class _PartWriter:
 
         tc = TaskContext.get()
         pid = tc.partitionId()
-        fs, root = pafs.FileSystem.from_uri(self.uri)
+        fs, root = storage.filesystem(self.uri)
         final = f"{root}/part-{pid:05d}.parquet"
-        tmp = f"{root}/.part-{pid:05d}.parquet.{tc.stageId()}-{tc.attemptNumber()}.tmp"
+        rename = storage.supports_rename(self.uri)
+        if rename:
+            tmp = f"{root}/.part-{pid:05d}.parquet.{tc.stageId()}-{tc.attemptNumber()}.tmp"
+        else:  # object store: a local file, uploaded whole once complete
+            import tempfile
+
+            fs_out = pafs.LocalFileSystem()
+            fd, tmp = tempfile.mkstemp(prefix=f"dots-part-{pid:05d}-", suffix=".parquet")
+            os.close(fd)
         rows = 0
         writer = None
         pending: list = []
@@ -305,7 +552,7 @@ class _PartWriter:
         def flush(table):
             writer.write_table(table.combine_chunks(), row_group_size=step)
 
-        with fs.open_output_stream(tmp) as out:
+        with (fs if rename else fs_out).open_output_stream(tmp) as out:
             for batch in batches:
                 if writer is None:
                     writer = pq.ParquetWriter(out, batch.schema, compression="zstd")
@@ -324,7 +571,13 @@ class _PartWriter:
             elif buffered:
                 flush(pa.Table.from_batches(pending))
             writer.close()
-        fs.move(tmp, final)
+        if rename:
+            fs.move(tmp, final)
+        else:
+            try:
+                storage.upload_file(tmp, f"{self.uri}/part-{pid:05d}.parquet")
+            finally:
+                os.remove(tmp)
         yield pa.RecordBatch.from_pydict(
             {"part": pa.array([pid], pa.int32()), "rows": pa.array([rows], pa.int64())}
         )
@@ -347,7 +600,7 @@ def _rename_parts(fs: FS, folder: str) -> None:
 
 
 def stage_output_complete(spark, output: str) -> bool:
-    return FS(spark, output).exists(output.rstrip("/") + "/_SUCCESS")
+    return FS(spark, output).exists(output.rstrip("/") + "/" + SUCCESS)
 
 
 def run_stage(
@@ -361,16 +614,33 @@ def run_stage(
     keep_dropped: bool = False,
     extra_args: argparse.Namespace | None = None,
 ) -> dict | None:
-    """Run one stage with staging + atomic commit. Returns its stats dict (None when skipped)."""
+    """Run one stage and commit its output (module docstring). Returns its stats dict (None when
+    skipped)."""
+    forward_aws_env(spark)
     fs = FS(spark, output)
-    output = fs.qualify(output)
-    if fs.exists(output + "/_SUCCESS") and not overwrite:
+    output = fs.qualify(output).rstrip("/")
+    success = output + "/" + SUCCESS
+    if fs.exists(success) and not overwrite:
         print(f"[{stage}] {output} is complete (_SUCCESS); skipping (use --overwrite to recompute)")
         try:
             return json.loads(fs.read_text(output + "/_stats.json"))
         except Exception:  # noqa: BLE001 - stats are informative only when skipping
             return None
-    staging = output.rstrip("/") + f".__staging-{uuid.uuid4().hex[:8]}"
+    in_place = not storage.supports_rename(output)
+    scratch = ""
+    if in_place:
+        # No rename in an object store: the marker goes first (from now on no reader or resumed run
+        # takes OUT for finished), then every key of the earlier run, finished or crashed.
+        fs.delete(success)
+        fs.delete(output)
+        staging = output
+        scratch = _scratch_folder(spark, cfg, stage, output)
+    else:
+        staging = output + f".__staging-{uuid.uuid4().hex[:8]}"
+        # A hard-killed earlier run may have left its staging folder: never read, removed here.
+        for old in fs.list(output.rsplit("/", 1)[0]):
+            if old.rsplit("/", 1)[-1].startswith(output.rsplit("/", 1)[-1] + ".__staging-"):
+                fs.delete(old)
     ctx = StageContext(
         stage=stage,
         spark=spark,
@@ -382,11 +652,8 @@ def run_stage(
         stats=StageStats(stage),
         fs=fs,
         extra_args=extra_args,
+        scratch=scratch,
     )
-    # A hard-killed earlier run may have left its staging folder: never read, removed here.
-    for old in fs.list(output.rsplit("/", 1)[0]):
-        if old.rsplit("/", 1)[-1].startswith(output.rsplit("/", 1)[-1] + ".__staging-"):
-            fs.delete(old)
     t0 = time.time()
     spark.sparkContext.setJobGroup(stage, f"stage {stage}")
     try:
@@ -400,16 +667,38 @@ def run_stage(
         fs.mkdirs(staging)
         fs.write_text(ctx.path("_stats.json"), ctx.stats.to_json())
         fs.write_text(ctx.path("_config.json"), cfg.to_json())
-        # Commit: replace OUT by the staging folder in one rename, then mark it complete.
-        fs.delete(output)
-        fs.rename(staging, output)
-        fs.write_text(output + "/_SUCCESS", "")
+        manifest = build_manifest(fs, staging)  # paths relative to the folder: valid after the rename
+        if not in_place:
+            # Replace OUT by the staging folder in one rename.
+            fs.delete(output)
+            fs.rename(staging, output)
+        # Last: the marker, holding the manifest readers go by.
+        fs.write_text(success, json.dumps(manifest, indent=1, sort_keys=True))
     except BaseException:
-        fs.delete(staging)
+        try:
+            fs.delete(staging)  # in place: the partial output (a later run would delete it anyway)
+        except Exception as e:  # noqa: BLE001 - cleanup only; the stage's own error is re-raised
+            print(f"[{stage}] could not remove the partial output {staging}: {e}", file=sys.stderr)
         raise
+    finally:
+        if scratch and fs.exists(scratch):
+            fs.delete(scratch)
     stats = ctx.stats.to_dict()
     print(format_funnel([stats]))
     return stats
+
+
+def _scratch_folder(spark, cfg: PipelineConfig, stage: str, output: str) -> str:
+    """Folder for Spark's intermediate tables of a stage whose OUT is in an object store."""
+    import tempfile
+
+    root = cfg.storage.scratch_dir
+    if root:
+        return root.rstrip("/") + f"/{output.rsplit('/', 1)[-1]}.__work-{uuid.uuid4().hex[:8]}"
+    if spark.sparkContext.master.startswith("local"):
+        base = spark.conf.get("spark.local.dir", None) or tempfile.gettempdir()
+        return os.path.join(base.split(",")[0], f"dots-{stage}-work-{uuid.uuid4().hex[:8]}")
+    return ""
 
 
 def main(

@@ -123,7 +123,7 @@ def run(ctx: StageContext) -> None:
         t0 = time.time()
 
     parts = d.cc_partitions or int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
-    work = ctx.path(WORK)
+    work = ctx.work_path(WORK)
     docs = ctx.read_previous()
     if "drop_reason" in docs.columns:
         docs = docs.drop("drop_reason")

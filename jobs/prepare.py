@@ -4,7 +4,9 @@
     python -m jobs.prepare --input paths.txt --output out/prepare --set prepare.keep_langs=[zh,en,de]
 
 ``--input`` takes WARC/ARC files (gzip or plain), globs, directories (searched recursively) or a
-``.txt`` file listing one path per line, local or any Hadoop URI. One Spark task per file.
+file listing one path per line (``.txt``, ``.lst``, Common Crawl's ``warc.paths.gz``; relative
+entries are joined to ``--input-base``), local, ``s3://`` or ``https://``; ``--limit-files N`` keeps
+the first N. One Spark task per file.
 Exact dedup (dots.llm1): among documents with the same normalized-text MD5, the survivor is the one
 with the smallest xxhash64(seed, doc_id) — never partition order.
 """
@@ -23,39 +25,82 @@ from jobs.common import REASON_COL, StageContext, main
 from pipeline.prepare.process import EXACT_DUPLICATE, Prepare
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".warc.gzip")
+# A file listing one path per line: ``.txt``/``.lst``, or Common Crawl's ``warc.paths.gz``
+# (gzip, paths relative to the bucket root).
+LIST_SUFFIXES = (".txt", ".lst", ".paths", ".paths.gz", ".txt.gz", ".lst.gz")
+
+
+def _list_entries(raw: str, base: str | None) -> list[str]:
+    """The paths of a list file, in list order; relative ones joined to ``base``."""
+    from pipeline import storage
+
+    out = []
+    for line in storage.read_lines(raw):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if storage.paths.scheme(line) or line.startswith("/"):
+            out.append(line)
+        elif base:
+            out.append(storage.paths.join(base, line))
+        elif raw.endswith((".paths", ".paths.gz")):
+            raise ValueError(
+                f"{raw} lists relative paths ({line}); pass --input-base s3://commoncrawl/ "
+                "(AWS credentials) or --input-base https://data.commoncrawl.org/ (no account)"
+            )
+        else:
+            out.append(line)  # relative to the working directory, as on a command line
+    return out
+
+
+def _expand_one(raw: str) -> list[str]:
+    """A file, folder (searched recursively for WARC/ARC files) or glob -> sorted file paths."""
+    from pipeline import storage
+
+    if storage.kind(raw) == "http":
+        return [raw]  # a URL names one file; it cannot be listed
+    if storage.kind(raw) == "hadoop":
+        raise ValueError(f"--input {raw}: the scheme is not supported; use a local path, s3:// or https://")
+    matches = storage.glob_entries(raw)
+    if not matches:
+        raise ValueError(f"--input {raw} matches no file; check the path or glob")
+    out: list[str] = []
+    for m in matches:
+        if m.is_dir:
+            out += [e.path for e in storage.list_files(m.path) if e.path.endswith(WARC_SUFFIXES)]
+        else:
+            out.append(m.path)
+    return sorted(out)
 
 
 def expand_inputs(ctx: StageContext) -> list[str]:
-    """Resolve globs, folders and list files into a sorted, de-duplicated list of file paths."""
-    spark = ctx.spark
-    jvm = spark._jvm
-    conf = spark._jsc.hadoopConfiguration()
-    Path = jvm.org.apache.hadoop.fs.Path
-    out: set[str] = set()
+    """Resolve files, globs, folders and list files into a de-duplicated, sorted list of paths.
+
+    Local paths come back absolute, ``s3a://`` as ``s3://``, URLs unchanged. A list file's relative
+    entries are joined to ``--input-base``; ``--limit-files N`` keeps the first N files in input
+    order (list order for a list file), so a sample of a crawl snapshot is the same on every run."""
+    from pipeline import storage
+
+    args = ctx.extra_args
+    base = getattr(args, "input_base", None) if args is not None else None
+    limit = getattr(args, "limit_files", None) if args is not None else None
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit-files {limit} must be >= 1")
+    ordered: list[str] = []
     for raw in ctx.inputs:
-        p = Path(raw)
-        fs = p.getFileSystem(conf)
-        if raw.endswith((".txt", ".lst")) and fs.isFile(p):
-            listed = [line.strip() for line in ctx.fs.read_text(raw).splitlines()]
-            for line in listed:
-                if line and not line.startswith("#"):
-                    out.add(str(fs.makeQualified(Path(line)).toString()) if "://" not in line else line)
-            continue
-        statuses = fs.globStatus(p)
-        if not statuses:
-            raise ValueError(f"--input {raw} matches no file; check the path or glob")
-        for st in statuses:
-            if st.isDirectory():
-                it = fs.listFiles(st.getPath(), True)
-                while it.hasNext():
-                    f = str(it.next().getPath().toString())
-                    if f.endswith(WARC_SUFFIXES):
-                        out.add(f)
-            else:
-                out.add(str(st.getPath().toString()))
-    if not out:
+        if raw.endswith(LIST_SUFFIXES) and not storage.paths.has_glob(raw):
+            if not storage.exists(raw):
+                raise ValueError(f"--input {raw}: the list file does not exist")
+            ordered += [storage.normalize(p) for p in _list_entries(raw, base)]
+        else:
+            ordered += _expand_one(raw)
+    seen: set[str] = set()
+    unique = [p for p in ordered if not (p in seen or seen.add(p))]
+    if limit is not None:
+        unique = unique[:limit]
+    if not unique:
         raise ValueError(f"--input {ctx.inputs} holds no WARC/ARC files ({', '.join(WARC_SUFFIXES)})")
-    return sorted(out)
+    return sorted(unique)
 
 
 def local_path(uri: str) -> str:

@@ -45,13 +45,13 @@ TOP_N = 20
 
 
 class RunFS:
-    """Local paths or any pyarrow.fs URI, with the few operations the report needs."""
+    """Local paths, ``s3://`` (configured from the AWS variables and files, see
+    :mod:`pipeline.storage`) or any pyarrow.fs URI, with the few operations the report needs."""
 
     def __init__(self, root: str):
-        if "://" in root and not root.startswith("file://"):
-            self.fs, self.root = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), root.removeprefix("file://")
+        from pipeline import storage
+
+        self.fs, self.root = storage.filesystem(root)
         self.root = self.root.rstrip("/")
 
     def join(self, *parts: str) -> str:
@@ -74,7 +74,8 @@ class RunFS:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         parent = path.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
+        if not isinstance(self.fs, pafs.S3FileSystem):  # object stores have no folders to create
+            self.fs.create_dir(parent, recursive=True)
         with self.fs.open_output_stream(path) as f:
             f.write(data)
 
@@ -439,6 +440,10 @@ def write_report(output_dir: str, max_scan_bytes: int = DEFAULT_MAX_SCAN_BYTES, 
         rfs.write_bytes(rfs.join("report", f"{name}.png"), png)
     path = rfs.join("report.html")
     rfs.write_bytes(path, render_html(fig, charts).encode("utf-8"))
+    from pipeline import storage
+
+    if storage.kind(output_dir) != "local":  # name it as the user did: s3://bucket/..., not bucket/...
+        path = output_dir.rstrip("/") + "/report.html"
     if not quiet:
         print(format_table(fig))
         print(f"report: {path}")

@@ -190,7 +190,7 @@ def run(ctx: StageContext) -> None:
     fs, base = open_fs(out_uri)
     import pyarrow.fs as pafs
 
-    for info_ in fs.get_file_info(pafs.FileSelector(base)):
+    for info_ in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
         if info_.base_name.startswith("_tmp-"):
             fs.delete_file(info_.path)
     shards = [ShardMeta(r["name"], r["documents"], r["tokens"]) for r in results if r["kind"] == "shard"]

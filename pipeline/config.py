@@ -66,6 +66,7 @@ def _import_sections() -> None:
         "pipeline.filter.config",
         "pipeline.balance.config",
         "pipeline.tokenize.config",
+        "pipeline.storage.config",
     ):
         try:
             importlib.import_module(mod)

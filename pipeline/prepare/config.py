@@ -13,6 +13,7 @@ from pipeline.config import REPO_ROOT, register_section
 class PrepareConfig:
     # --- WARC reading
     max_record_bytes: int = 5_000_000
+    on_unreadable: str = "fail"  # fail | drop: a WARC still unreadable after the storage retries
     accept_content_types: list[str] = dataclasses.field(
         default_factory=lambda: ["text/html", "application/xhtml+xml"]
     )
@@ -57,5 +58,7 @@ class PrepareConfig:
                 raise ValueError(f"URL blocklist file {f} does not exist; fix prepare.blocklist_* in the config")
         if self.lang_model and not self.resolve(self.lang_model).exists():
             raise ValueError(f"prepare.lang_model={self.lang_model} does not exist; leave it empty for lid.176")
+        if self.on_unreadable not in ("fail", "drop"):
+            raise ValueError(f"prepare.on_unreadable={self.on_unreadable!r} must be 'fail' or 'drop'")
         if self.num_files < 1:
             raise ValueError("prepare.num_files must be >= 1")

@@ -36,6 +36,7 @@ ERROR_WARC_BODY = "error_warc_body"
 ERROR_EXTRACT = "error_extract"
 ERROR_EXTRACT_TIMEOUT = "error_extract_timeout"
 ERROR_RECORD = "error_record"
+ERROR_IO_UNREADABLE = "error_io_unreadable"  # a file still unreadable after the storage retries
 
 COLUMNS = [
     "doc_id",
@@ -228,21 +229,41 @@ class Prepare:
 
 
 def open_binary(path: str):
-    """Open a local path or any fsspec URI as a seekable binary stream."""
-    if "://" in path and not path.startswith("file://"):
-        import fsspec
+    """A seekable binary stream of a local path, ``s3://`` object or ``https://`` URL; remote reads
+    are retried and resumed (:mod:`pipeline.storage`)."""
+    from pipeline import storage
 
-        return fsspec.open(path, "rb").open()
-    return open(path.removeprefix("file://"), "rb")
+    return storage.open_input(path)
 
 
-def process_warc_file(path: str, cfg: Any, prep: Prepare | None = None) -> Iterator[dict[str, Any]]:
-    """All rows of one WARC/ARC file (gzip or plain), kept and dropped, before exact dedup."""
-    prep = prep or Prepare(cfg)
+def _unreadable_guard(
+    items: Iterator[WarcRecord | WarcError], path: str, on_unreadable: str
+) -> Iterator[WarcRecord | WarcError]:
+    """Pass records through; a file that stays unreadable after the storage layer's retries either
+    fails the task naming it (``fail``) or ends as one ``error_io_unreadable`` item (``drop``)."""
+    from pipeline.storage import UnreadableError
+
+    try:
+        yield from items
+    except UnreadableError as e:
+        if on_unreadable != "drop":
+            raise
+        print(f"[prepare] {e}; counted as {ERROR_IO_UNREADABLE}", file=sys.stderr)
+        yield WarcError(offset=e.offset, reason=ERROR_IO_UNREADABLE, message=str(e))
+
+
+def _records(path: str, cfg: Any) -> Iterator[WarcRecord | WarcError]:
     gz = path.endswith((".gz", ".gzip"))
     with open_binary(path) as f:
         if not gz:
             head = f.read(2)
             f.seek(0)
             gz = head == b"\x1f\x8b"
-        yield from prep.process_records(iter_records(f, gz, cfg.max_record_bytes), path)
+        yield from iter_records(f, gz, cfg.max_record_bytes)
+
+
+def process_warc_file(path: str, cfg: Any, prep: Prepare | None = None) -> Iterator[dict[str, Any]]:
+    """All rows of one WARC/ARC file (gzip or plain), kept and dropped, before exact dedup."""
+    prep = prep or Prepare(cfg)
+    items = _unreadable_guard(_records(path, cfg), path, getattr(cfg, "on_unreadable", "fail"))
+    yield from prep.process_records(items, path)

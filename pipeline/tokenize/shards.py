@@ -18,9 +18,9 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -93,14 +93,12 @@ def expand_documents(
 
 
 def open_fs(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow FileSystem and path for a local path, ``file:`` URI, or anything pyarrow opens
-    (``s3a://`` is read as ``s3://``; ``hdfs://`` needs libhdfs on the workers)."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return pafs.LocalFileSystem(), os.path.abspath(parsed.path if parsed.scheme else uri)
-    if parsed.scheme == "s3a":
-        uri = "s3" + uri[3:]
-    return pafs.FileSystem.from_uri(uri)
+    """A pyarrow FileSystem and path for a local path, ``file:`` URI, ``s3://`` (``s3a://``) URI
+    configured from the AWS variables and files (:mod:`pipeline.storage`), or anything pyarrow
+    opens (``hdfs://`` needs libhdfs on the workers)."""
+    from pipeline import storage
+
+    return storage.filesystem(uri)
 
 
 def _join(base: str, name: str) -> str:
@@ -118,8 +116,13 @@ class ShardWriter:
     """Streams encoded documents into ``{prefix}-{j:05d}.arrow`` files under ``out_uri``."""
 
     def __init__(self, out_uri: str, prefix: str, tokens_per_shard: int) -> None:
+        from pipeline import storage
+
         self.fs, self.base = open_fs(out_uri)
-        self.fs.create_dir(self.base, recursive=True)
+        self.out_uri = out_uri
+        self._remote = not storage.supports_rename(out_uri)
+        if not self._remote:
+            self.fs.create_dir(self.base, recursive=True)
         self.prefix = prefix
         self.tokens_per_shard = tokens_per_shard
         self.shards: list[ShardMeta] = []
@@ -139,9 +142,14 @@ class ShardWriter:
     def _open(self) -> None:
         name = f"{self.prefix}-{len(self.shards):05d}.arrow"
         # Unique temp name: a retried or speculative task never writes into another attempt's file.
-        self._tmp = _join(self.base, f"_tmp-{uuid.uuid4().hex[:12]}-{name}")
         self._final = _join(self.base, name)
-        self._stream = self.fs.open_output_stream(self._tmp)
+        if self._remote:  # no rename in an object store: a local file, uploaded whole when complete
+            fd, self._tmp = tempfile.mkstemp(prefix=f"dots-{name}-")
+            os.close(fd)
+            self._stream = pafs.LocalFileSystem().open_output_stream(self._tmp)
+        else:
+            self._tmp = _join(self.base, f"_tmp-{uuid.uuid4().hex[:12]}-{name}")
+            self._stream = self.fs.open_output_stream(self._tmp)
         self._writer = pa.ipc.new_file(self._stream, SCHEMA)  # uncompressed: memory-mappable
 
     def _write_batch(self) -> None:
@@ -167,7 +175,15 @@ class ShardWriter:
             return
         self._writer.close()
         self._stream.close()
-        self.fs.move(self._tmp, self._final)
+        if self._remote:
+            from pipeline import storage
+
+            try:
+                storage.upload_file(self._tmp, self.out_uri.rstrip("/") + "/" + self._final.rsplit("/", 1)[-1])
+            finally:
+                os.remove(self._tmp)
+        else:
+            self.fs.move(self._tmp, self._final)
         self.shards.append(ShardMeta(self._final.rsplit("/", 1)[-1], self._docs, self._tokens))
         self._writer = self._stream = None
         self._docs = self._tokens = 0
@@ -197,7 +213,10 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.close()
             self._stream.close()
-            self.fs.delete_file(self._tmp)
+            if self._remote:
+                os.remove(self._tmp)
+            else:
+                self.fs.delete_file(self._tmp)
             self._writer = self._stream = None
 
 
