@@ -83,10 +83,11 @@ def run(ctx: StageContext) -> None:
     rows_dir = ctx.path("_prepare_rows")
     ctx.fs.mkdirs(rows_dir)
     spark = ctx.spark
-    files = spark.createDataFrame(
-        spark.sparkContext.parallelize(list(enumerate(paths)), n_files), "idx int, path string"
-    )
-    keys = files.mapInArrow(PrepareFiles(cfg, ctx.fs.qualify(rows_dir)), KEYS_DDL)
+    # One id per Spark partition (JVM only: no Python worker just to hand out paths); the paths
+    # travel once per worker as a broadcast, not in every task's closure.
+    files = spark.range(0, n_files, 1, n_files).selectExpr("cast(id as int) as idx")
+    paths_bc = spark.sparkContext.broadcast(paths)
+    keys = files.mapInArrow(PrepareFiles(cfg, ctx.fs.qualify(rows_dir), paths_bc), KEYS_DDL)
     keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {r[REASON_COL]: int(r["count"]) for r in keys.groupBy(REASON_COL).count().collect()}
@@ -116,9 +117,12 @@ def run(ctx: StageContext) -> None:
         )
     finally:
         keys.unpersist()
+        paths_bc.destroy()
     duplicates = sum(d for _, _, d in written)
     if sorted(p for p, _, _ in written) != list(range(n_parts)):
-        raise RuntimeError(f"prepare wrote parts {sorted(p for p, _, _ in written)}, expected 0..{n_parts - 1}")
+        raise RuntimeError(
+            f"prepare wrote parts {sorted(p for p, _, _ in written)}, expected 0..{n_parts - 1}"
+        )
     counts[None] = counts.get(None, 0) - duplicates
     if duplicates:
         counts[EXACT_DUPLICATE] = counts.get(EXACT_DUPLICATE, 0) + duplicates

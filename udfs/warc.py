@@ -2,7 +2,7 @@
 
 Two passes, neither of which moves the text through Spark:
 
-1. :class:`PrepareFiles` (``mapInArrow``, one task per WARC file) runs ``pipeline.prepare`` on one
+1. :class:`PrepareFiles` (``mapInArrow`` over one file index per Spark partition) runs ``pipeline.prepare`` on one
    file, writes every row (kept and dropped, in record order) to an Arrow IPC file in a staging
    folder, and returns only the keys ``(file_idx, row_idx, doc_id, content_hash, drop_reason)``.
 2. After the exact-dedup decision is taken on those keys, :class:`WriteParts` (one task per output
@@ -100,17 +100,19 @@ class PrepareFiles:
     staged file under a temporary name and renames it, so a retried attempt rewrites the same bytes.
     """
 
-    def __init__(self, cfg: Any, staging_uri: str):
+    def __init__(self, cfg: Any, staging_uri: str, paths: Any):
         self.cfg = cfg
         self.staging_uri = staging_uri
+        self.paths = paths  # a Spark broadcast of the sorted input paths
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         from pipeline.prepare.process import Prepare
 
         prep = Prepare(self.cfg)
+        paths = self.paths.value
         for batch in batches:
-            for idx, path in zip(batch.column("idx").to_pylist(), batch.column("path").to_pylist(), strict=True):
-                yield self.one_file(prep, idx, path)
+            for idx in batch.column("idx").to_pylist():
+                yield self.one_file(prep, idx, paths[idx])
 
     def one_file(self, prep: Any, idx: int, path: str) -> Any:
         import pyarrow as pa
@@ -202,7 +204,9 @@ class WriteParts:
 
     Yields one ``(part, kept_rows, duplicates_dropped)`` tuple."""
 
-    def __init__(self, staging_uri: str, output_uri: str, dropped_uri: str | None, n_files: int, n_parts: int):
+    def __init__(
+        self, staging_uri: str, output_uri: str, dropped_uri: str | None, n_files: int, n_parts: int
+    ):
         self.staging_uri = staging_uri
         self.output_uri = output_uri
         self.dropped_uri = dropped_uri
@@ -214,7 +218,9 @@ class WriteParts:
         hi = -(-(part + 1) * self.n_files // self.n_parts)
         return list(range(lo, hi))
 
-    def __call__(self, part: int, losers: Iterator[tuple[int, tuple[int, int]]]) -> Iterator[tuple[int, int, int]]:
+    def __call__(
+        self, part: int, losers: Iterator[tuple[int, tuple[int, int]]]
+    ) -> Iterator[tuple[int, int, int]]:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -248,7 +254,9 @@ class WriteParts:
                         mask = np.zeros(n, dtype=bool)
                         mask[here] = True
                         reason = pc.if_else(pa.array(mask), pa.scalar(EXACT_DUPLICATE), reason)
-                        batch = batch.set_column(batch.schema.get_field_index("drop_reason"), "drop_reason", reason)
+                        batch = batch.set_column(
+                            batch.schema.get_field_index("drop_reason"), "drop_reason", reason
+                        )
                         dups += len(here)
                     start += n
                     keep = pc.is_null(reason)
