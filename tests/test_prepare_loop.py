@@ -72,3 +72,78 @@ def test_extraction_unchanged_on_gold_pages():
         want = extract(theirs) if theirs is not None else (None, None)
         got = extract(ours) if ours is not None else (None, None)
         assert got == want, f.name
+
+
+XPATH_PAGE = """<html><body>
+<div class="share-box" id="main">a</div><div id="main" class="share-box">b</div>
+<span role="Navigation">c</span><p data-lp-replacement-content="">d</p>
+<section class="comments-title">e</section><div style="display: none">f</div>
+<div class="Teaser x">g</div><div id="infinite-scroll"><h1>kept: has h1</h1></div>
+<div class="infinite-scroll">h</div><ul class="comment-list"><li>i</li></ul>
+<article aria-hidden="true">j</article><header>k</header><em class="caption">l</em>
+</body></html>"""
+
+
+def test_compiled_xpaths_match_lxml_on_an_inline_page():
+    import trafilatura.xpaths as xp
+
+    from pipeline.prepare.xpath_fast import CompiledXPath, use_compiled
+
+    assert use_compiled(False)["OVERALL_DISCARD_XPATH"] == 2
+    tree = parse_html(XPATH_PAGE)
+    compared = 0
+    for name in (
+        "OVERALL_DISCARD_XPATH",
+        "RAW_TREE_PRUNE_XPATH",
+        "REMOVE_COMMENTS_AND_LISTS_XPATH",
+        "TEASER_DISCARD_XPATH",
+        "PRECISION_DISCARD_XPATH",
+        "DISCARD_IMAGE_ELEMENTS",
+    ):
+        for expr in getattr(xp, name):
+            got = CompiledXPath(expr.path)(tree)
+            assert got == expr(tree), (name, expr.path[:60])
+            compared += bool(got)
+    assert compared >= 5  # the page exercises most expressions
+
+
+@pytest.mark.shared_data
+def test_compiled_xpaths_match_lxml_on_gold_pages():
+    import gzip
+
+    import trafilatura.xpaths as xp
+
+    from pipeline.prepare.xpath_fast import PRUNE_LISTS, CompiledXPath, Unsupported, use_compiled
+
+    use_compiled(False)
+    files = sorted(shared_data("trafilatura-eval/tests/eval").glob("*.html*"))[::4]
+    trees = []
+    for f in files:
+        raw = f.read_bytes()
+        tree = parse_html(
+            (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
+        )
+        if tree is not None:
+            trees.append(tree)
+    assert len(trees) >= 100
+    for name in PRUNE_LISTS:
+        for expr in getattr(xp, name):
+            try:
+                compiled = CompiledXPath(expr.path)
+            except Unsupported:
+                continue
+            assert all(compiled(t) == expr(t) for t in trees), (name, expr.path[:60])
+
+
+@pytest.mark.shared_data
+def test_extraction_unchanged_with_compiled_xpaths():
+    import gzip
+
+    files = sorted(shared_data("html-cleaning-dataset-merged/page-signal-master/input").glob("*.html.gz"))[
+        :60
+    ]
+    assert len(files) >= 50
+    for f in files:
+        html = gzip.decompress(f.read_bytes()).decode("utf-8", "replace")
+        want = extract(parse_html(html), fast_xpaths=False)
+        assert extract(parse_html(html), fast_xpaths=True) == want, f.name

@@ -156,14 +156,19 @@ def extract(
     fast: bool = True,
     timeout_s: float = 10.0,
     url: str | None = None,
+    fast_xpaths: bool = True,
 ) -> tuple[str | None, str | None]:
     """Return ``(title, text)`` from an HTML string or an already parsed tree; ``text`` is
     newline-separated lines or None when nothing was found.
 
-    Raises :class:`ExtractTimeout` when the budget runs out.
+    ``fast_xpaths`` evaluates trafilatura's pruning XPaths compiled to Python (same node sets,
+    :mod:`pipeline.prepare.xpath_fast`). Raises :class:`ExtractTimeout` when the budget runs out.
     """
     import trafilatura
 
+    from pipeline.prepare.xpath_fast import use_compiled
+
+    use_compiled(fast_xpaths)
     with time_budget(timeout_s):
         tree = parse_html(html) if isinstance(html, str) else html
         if tree is None:
