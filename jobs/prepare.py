@@ -66,12 +66,12 @@ def local_path(uri: str) -> str:
 
 def run(ctx: StageContext) -> None:
     """Pass 1: one task per WARC file stages its rows (Arrow IPC) and returns keys only. Exact
-    dedup is decided on the keys. Pass 2: one task per output part writes its files' rows."""
+    dedup is decided on the keys. Pass 2: one group per output part writes its files' rows."""
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from udfs.warc import KEYS_DDL, PrepareFiles, WriteParts, part_of
+    from udfs.warc import KEYS_DDL, PrepareFiles, WriteParts
 
     cfg = ctx.section
     # Preflight on the driver: a missing package, list file or model fails here, before any task.
@@ -109,12 +109,21 @@ def run(ctx: StageContext) -> None:
         )
         for folder in [ctx.staging] + ([ctx.path("_dropped")] if ctx.keep_dropped else []):
             ctx.fs.mkdirs(folder)
-        written = (
-            losers.rdd.map(lambda r: (part_of(r[0], n_files, n_parts), (r[0], r[1])))
-            .partitionBy(n_parts, lambda p: p)
-            .mapPartitionsWithIndex(writer)
-            .collect()
+        # One group per output part: a marker row (so parts without losers are written too) plus
+        # that part's losers. Same Python worker kind as pass 1: no second daemon, no RDD pickling.
+        part = F.expr(f"cast((cast(file_idx as bigint) * {n_parts}) div {n_files} as int)").alias("part")
+        marks = spark.range(0, n_parts).select(
+            F.col("id").cast("int").alias("part"),
+            F.lit(None).cast("int").alias("file_idx"),
+            F.lit(None).cast("int").alias("row_idx"),
         )
+        written = [
+            (r["part"], r["rows"], r["dups"])
+            for r in marks.unionByName(losers.select(part, "file_idx", "row_idx"))
+            .groupBy("part")
+            .applyInArrow(writer.group_fn(), WriteParts.RESULT_DDL)
+            .collect()
+        ]
     finally:
         keys.unpersist()
         paths_bc.destroy()

@@ -5,8 +5,8 @@ Two passes, neither of which moves the text through Spark:
 1. :class:`PrepareFiles` (``mapInArrow`` over one file index per Spark partition) runs ``pipeline.prepare`` on one
    file, writes every row (kept and dropped, in record order) to an Arrow IPC file in a staging
    folder, and returns only the keys ``(file_idx, row_idx, doc_id, content_hash, drop_reason)``.
-2. After the exact-dedup decision is taken on those keys, :class:`WriteParts` (one task per output
-   part) reads the staged rows of its input files in file order, marks the losers
+2. After the exact-dedup decision is taken on those keys, :class:`WriteParts` (one
+   ``applyInArrow`` group per output part) reads the staged rows of its input files in file order, marks the losers
    ``exact_duplicate`` and writes ``part-NNNNN.parquet`` (kept rows) and, when asked,
    ``_dropped/part-NNNNN.parquet``.
 
@@ -199,10 +199,11 @@ class ParquetPart:
 
 
 class WriteParts:
-    """``mapPartitionsWithIndex`` function of pass 2: partition ``p`` receives the exact-duplicate
-    losers ``(file_idx, row_idx)`` of its input files and writes output part ``p``.
+    """Pass 2, one call per output part: ``write(part, losers)`` writes part ``part`` from the
+    staged rows of its input files, marking ``losers`` (``(file_idx, row_idx)`` pairs) as exact
+    duplicates. :meth:`group_fn` adapts it to ``groupBy("part").applyInArrow``."""
 
-    Yields one ``(part, kept_rows, duplicates_dropped)`` tuple."""
+    RESULT_DDL = "part int, rows long, dups long"
 
     def __init__(
         self, staging_uri: str, output_uri: str, dropped_uri: str | None, n_files: int, n_parts: int
@@ -218,9 +219,29 @@ class WriteParts:
         hi = -(-(part + 1) * self.n_files // self.n_parts)
         return list(range(lo, hi))
 
-    def __call__(
-        self, part: int, losers: Iterator[tuple[int, tuple[int, int]]]
-    ) -> Iterator[tuple[int, int, int]]:
+    def group_fn(self):
+        """``applyInArrow`` function: the group of one part (a marker row with null indices, plus
+        one row per loser) in, ``(part, rows, dups)`` out."""
+
+        def write_group(table):
+            import pyarrow as pa
+
+            part = table.column("part")[0].as_py()
+            files, rows = table.column("file_idx").to_pylist(), table.column("row_idx").to_pylist()
+            losers = [(f, r) for f, r in zip(files, rows, strict=True) if f is not None]
+            kept, dups = self.write(part, losers)
+            return pa.table(
+                {
+                    "part": pa.array([part], pa.int32()),
+                    "rows": pa.array([kept], pa.int64()),
+                    "dups": pa.array([dups], pa.int64()),
+                }
+            )
+
+        return write_group
+
+    def write(self, part: int, losers: list[tuple[int, int]]) -> tuple[int, int]:
+        """Write output part ``part``; returns ``(kept rows, duplicates dropped)``."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -229,7 +250,7 @@ class WriteParts:
         from pipeline.prepare.process import EXACT_DUPLICATE
 
         by_file: dict[int, list[int]] = {}
-        for _, (file_idx, row_idx) in losers:
+        for file_idx, row_idx in losers:
             by_file.setdefault(file_idx, []).append(row_idx)
         tc = TaskContext.get()
         attempt = f"{tc.stageId()}-{tc.attemptNumber()}" if tc else "local"
@@ -268,4 +289,4 @@ class WriteParts:
         kept_out.close()
         if dropped_out is not None:
             dropped_out.close()
-        yield part, kept_out.rows, dups
+        return kept_out.rows, dups
