@@ -23,11 +23,20 @@ Quality (same pages, same metric code for both sides; each side decodes bytes it
   text of the spans labelled headline, full text and supplemental, classes x-nc-sel1..3), averaged
   per page (macro); a page with no output scores P = R = 0 unless its gold is empty too.
 
+Whole jobs (``--job``): ``python -m jobs.prepare`` under ``--master local[1]`` (JVM, driver and
+Spark's Python workers) and datatrove's ``LocalPipelineExecutor`` run one after the other on the same
+file (default: the four shared sample-crawl files concatenated, 4,082 records), then our loop
+alone on it; CPU is summed over each job's whole process tree (this process becomes the child
+subreaper of its descendants and waits for all of them; the Python workers, which Spark's daemon
+lets the kernel reap, are sampled from /proc). Printed per round: records per CPU-second of each
+job, the ratio, wall time, and the chassis share ``(job CPU - loop CPU) / job CPU``.
+
 Usage::
 
     PYTHONPATH=. .venv/bin/python bench/stage1.py                 # speed + quality (several minutes)
     PYTHONPATH=. .venv/bin/python bench/stage1.py --only speed --profile 300
     PYTHONPATH=. .venv/bin/python bench/stage1.py --quality-limit 100 --json out/bench/stage1.json
+    PYTHONPATH=. .venv/bin/python -m bench.stage1 --job --repeat 3      # whole jobs side by side
 
 The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip install
 "datatrove[processing]==0.10.1" lxml_html_clean warcio faust-cchardet python-magic`` (see bench/README.md).
@@ -244,7 +253,11 @@ def _our_extractor():
         def run(html: str):
             return extract(html, cfg)
     else:
-        kw = {k: getattr(cfg, k) for k in ("favor_precision", "include_tables", "fast", "fast_xpaths") if k in params}
+        kw = {
+            k: getattr(cfg, k)
+            for k in ("favor_precision", "include_tables", "fast", "fast_xpaths")
+            if k in params
+        }
         if "timeout_s" in params:
             kw["timeout_s"] = cfg.extract_timeout_s
 
