@@ -546,8 +546,11 @@ class TreeSampler:
         self._stop.set()
         self._thread.join()
 
-    def auto_reaped_cpu(self) -> float:
-        return sum(t for t, auto in self.seen.values() if auto) / os.sysconf("SC_CLK_TCK")
+    def auto_reaped_cpu(self, reaped_here: set[int]) -> float:
+        """CPU of the processes the kernel reaped for a SIGCHLD-ignoring parent; a process that was
+        re-parented here first (its parent died before it) was reaped here and is in rusage."""
+        ticks = sum(t for (pid, _), (t, auto) in self.seen.items() if auto and pid not in reaped_here)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def sampled_cpu(self) -> float:
         return sum(t for t, _ in self.seen.values()) / os.sysconf("SC_CLK_TCK")
@@ -562,10 +565,12 @@ def run_tree(cmd: list[str], env: dict[str, str], timeout: float = 7200) -> dict
     t0 = time.perf_counter()
     with TreeSampler() as sampler:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
-        # Descendants re-parented here (the JVM, Spark's Python daemon): wait until none is left.
+        # Descendants re-parented here (the JVM, Spark's Python daemon and workers): wait until
+        # none is left, remembering which ones this process reaped.
+        reaped_here: set[int] = set()
         while True:
             try:
-                os.waitpid(-1, 0)
+                reaped_here.add(os.wait4(-1, 0)[0])
             except ChildProcessError:
                 break
     wall = time.perf_counter() - t0
@@ -573,7 +578,7 @@ def run_tree(cmd: list[str], env: dict[str, str], timeout: float = 7200) -> dict
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}): {proc.stderr[-3000:]}")
     reaped = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-    lost = sampler.auto_reaped_cpu()
+    lost = sampler.auto_reaped_cpu(reaped_here)
     return {
         "cpu_s": reaped + lost,
         "wall_s": wall,
