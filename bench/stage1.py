@@ -23,14 +23,23 @@ Quality (same pages, same metric code for both sides; each side decodes bytes it
   text of the spans labelled headline, full text and supplemental, classes x-nc-sel1..3), averaged
   per page (macro); a page with no output scores P = R = 0 unless its gold is empty too.
 
+Whole jobs (``--job``): ``python -m jobs.prepare`` under ``--master local[1]`` (JVM, driver and
+Spark's Python workers) and datatrove's ``LocalPipelineExecutor`` run one after the other on the same
+file (default: the four shared sample-crawl files concatenated, 4,082 records), then our loop
+alone on it; CPU is summed over each job's whole process tree (this process becomes the child
+subreaper of its descendants and waits for all of them; the Python workers, which Spark's daemon
+lets the kernel reap, are sampled from /proc). Printed per round: records per CPU-second of each
+job, the ratio, wall time, and the chassis share ``(job CPU - loop CPU) / job CPU``.
+
 Usage::
 
     .venv/bin/python -m bench.stage1                 # speed + quality (several minutes)
     .venv/bin/python -m bench.stage1 --only speed --profile 300
     .venv/bin/python -m bench.stage1 --quality-limit 100 --json out/bench/stage1.json
+    .venv/bin/python -m bench.stage1 --job --repeat 3      # whole jobs side by side
 
 The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip install
-"datatrove[processing]==0.10.1" lxml_html_clean warcio faust-cchardet python-magic`` (see bench/README.md).
+"datatrove[processing]==0.10.1" lxml_html_clean warcio faust-cchardet python-magic`` (see docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -237,7 +246,11 @@ def _our_extractor():
         def run(html: str):
             return extract(html, cfg)
     else:
-        kw = {k: getattr(cfg, k) for k in ("favor_precision", "include_tables", "fast") if k in params}
+        kw = {
+            k: getattr(cfg, k)
+            for k in ("favor_precision", "include_tables", "fast", "fast_xpaths")
+            if k in params
+        }
         if "timeout_s" in params:
             kw["timeout_s"] = cfg.extract_timeout_s
 
@@ -424,6 +437,249 @@ def run_peer(
     return proc, (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
 
 
+# ----------------------------------------------------------------------------------------------------
+# Whole jobs (--job): every process of each job, side by side
+# ----------------------------------------------------------------------------------------------------
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux), so a job's JVM and Spark's
+    Python workers, which outlive the process that started them, are waited for here and their CPU
+    lands in this process's RUSAGE_CHILDREN."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(
+            ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed: CPU of the job's tree can't be summed"
+        )
+
+
+_SIGCHLD_BIT = 1 << (17 - 1)  # SIGCHLD in /proc/<pid>/status SigIgn (x86_64, arm64)
+
+
+def _proc_stat(pid: int) -> tuple[int, int, int] | None:
+    """``(ppid, utime + stime in ticks, starttime)`` of a live process, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    rest = raw[raw.rindex(b")") + 2 :].split()
+    return int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[19])
+
+
+def _ignores_sigchld(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) & _SIGCHLD_BIT)
+    except OSError:
+        pass
+    return False
+
+
+class TreeSampler:
+    """Own CPU of every descendant of this process, sampled from /proc every ``period`` seconds.
+
+    A child of a process that ignores SIGCHLD (Spark's Python daemon does) is reaped by the kernel
+    and its CPU never reaches anyone's RUSAGE_CHILDREN; the sampler keeps the last CPU seen for each
+    such process. Error: at most one period of CPU per such process, at its very end."""
+
+    def __init__(self, period: float = 0.05):
+        import threading
+
+        self.period = period
+        self.me = os.getpid()
+        self.seen: dict[tuple[int, int], tuple[int, bool]] = {}  # (pid, start) -> (ticks, auto-reaped)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        procs = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                st = _proc_stat(int(name))
+                if st is not None:
+                    procs[int(name)] = st
+        inside: dict[int, bool] = {self.me: True}
+
+        def under(pid: int) -> bool:
+            chain = []
+            while pid not in inside:
+                chain.append(pid)
+                parent = procs.get(pid)
+                if parent is None or parent[0] <= 1:
+                    for c in chain:
+                        inside[c] = False
+                    return False
+                pid = parent[0]
+            for c in chain:
+                inside[c] = inside[pid]
+            return inside[pid]
+
+        for pid, (ppid, ticks, start) in procs.items():
+            if pid != self.me and under(pid):
+                key = (pid, start)
+                auto = self.seen[key][1] if key in self.seen else _ignores_sigchld(ppid)
+                self.seen[key] = (ticks, auto)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self._sample()
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def auto_reaped_cpu(self, reaped_here: set[int]) -> float:
+        """CPU of the processes the kernel reaped for a SIGCHLD-ignoring parent; a process that was
+        re-parented here first (its parent died before it) was reaped here and is in rusage."""
+        ticks = sum(t for (pid, _), (t, auto) in self.seen.items() if auto and pid not in reaped_here)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def sampled_cpu(self) -> float:
+        return sum(t for t, _ in self.seen.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def run_tree(cmd: list[str], env: dict[str, str], timeout: float = 7200) -> dict[str, Any]:
+    """Run ``cmd`` and wait for it and every descendant; CPU = user + sys of the whole process tree:
+    RUSAGE_CHILDREN (every process reaped by a parent, or re-parented here and reaped) plus the
+    sampled CPU of processes the kernel reaped for a parent that ignores SIGCHLD."""
+    become_subreaper()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with TreeSampler() as sampler:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
+        # Descendants re-parented here (the JVM, Spark's Python daemon and workers): wait until
+        # none is left, remembering which ones this process reaped.
+        reaped_here: set[int] = set()
+        while True:
+            try:
+                reaped_here.add(os.wait4(-1, 0)[0])
+            except ChildProcessError:
+                break
+    wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    reaped = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+    lost = sampler.auto_reaped_cpu(reaped_here)
+    return {
+        "cpu_s": reaped + lost,
+        "wall_s": wall,
+        "stdout": proc.stdout,
+        "reaped_cpu_s": reaped,
+        "auto_reaped_cpu_s": lost,
+        "sampled_cpu_s": sampler.sampled_cpu(),
+    }
+
+
+def job_warc(path: str | None) -> str:
+    """The job benchmark's input: ``path``, or the four shared sample-crawl files concatenated
+    (a multi-member gzip file is itself a valid .warc.gz), made once under out/bench/."""
+    if path:
+        return path
+    out = REPO / "out" / "bench" / "sample-crawl-4.warc.gz"
+    parts = [SHARED / "warc" / f"sample-crawl-0000{i}.warc.gz" for i in range(4)]
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        raise SystemExit(f"{missing} absent (shared data not beside this checkout)")
+    if not out.exists() or out.stat().st_size != sum(p.stat().st_size for p in parts):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        with open(tmp, "wb") as dst:
+            for p in parts:
+                dst.write(p.read_bytes())
+        tmp.replace(out)
+    return str(out)
+
+
+def ours_job(warc: str, master: str, overrides: list[str]) -> dict[str, Any]:
+    """``python -m jobs.prepare`` on ``warc`` under ``--master``: the job users run, JVM included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYSPARK_SUBMIT_ARGS": f"--master {master} pyspark-shell",
+            "DOTS_PROGRESS_S": "0",
+        }
+        sets = [x for o in overrides for x in ("--set", o)]
+        cmd = [sys.executable, "-m", "jobs.prepare", "--input", warc, "--output", f"{tmp}/out", *sets]
+        r = run_tree(cmd, env)
+        stats = json.loads(Path(f"{tmp}/out/_stats.json").read_text(encoding="utf-8"))
+    return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "records": stats["input"], "kept": stats["output"]}
+
+
+def peer_job(warc: str, peer_python: str, timeout: float) -> dict[str, Any]:
+    """datatrove's whole job (LocalPipelineExecutor, 1 task, 1 worker), interpreter start included."""
+    env = {**os.environ, "PYTHONPATH": "", "DATATROVE_COLORIZE_LOGS": "0"}
+    cmd = [
+        peer_python,
+        __file__,
+        "--_peer-speed",
+        warc,
+        "--_lid",
+        lid_model_path(),
+        "--peer-timeout",
+        str(timeout),
+    ]
+    r = run_tree(cmd, env)
+    inner = json.loads(r["stdout"].strip().splitlines()[-1])
+    return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "kept": inner["kept"], "inner_cpu_s": inner["cpu_s"]}
+
+
+def loop_job(warc: str, overrides: list[str]) -> dict[str, Any]:
+    """Our per-record loop alone (``process_warc_file``), in its own process."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    sets = [x for o in overrides for x in ("--set", o)]
+    r = run_tree([sys.executable, __file__, "--_loop", warc, *sets], env)
+    inner = json.loads(r["stdout"].strip().splitlines()[-1])
+    return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "kept": inner["kept"], "loop_cpu_s": inner["cpu_s"]}
+
+
+def job_bench(a: argparse.Namespace, use_peer: bool) -> dict[str, Any]:
+    warc = job_warc(a.job_warc)
+    print(f"== whole jobs on {warc} (master {a.master}), {a.repeat} round(s), CPU of every process")
+    rounds = []
+    for i in range(a.repeat):
+        r: dict[str, Any] = {"ours": ours_job(warc, a.master, a.overrides)}
+        if use_peer:
+            r["datatrove"] = peer_job(warc, a.peer_python, a.peer_timeout)
+        r["loop"] = loop_job(warc, a.overrides)
+        n = r["ours"]["records"]
+        o, lp = r["ours"], r["loop"]
+        line = f"round {i + 1}: ours {n / o['cpu_s']:6.1f} rec/CPU-s (cpu {o['cpu_s']:6.1f} s, wall {o['wall_s']:6.1f} s)"
+        if use_peer:
+            d = r["datatrove"]
+            r["ratio"] = d["cpu_s"] / o["cpu_s"]
+            line += f" | datatrove {n / d['cpu_s']:6.1f} (cpu {d['cpu_s']:6.1f} s, wall {d['wall_s']:6.1f} s)"
+            line += f" | ratio {r['ratio']:.2f}x"
+        r["overhead"] = (o["cpu_s"] - lp["loop_cpu_s"]) / o["cpu_s"]
+        line += (
+            f" | loop {n / lp['loop_cpu_s']:6.1f} (cpu {lp['loop_cpu_s']:6.1f} s; process {lp['cpu_s']:6.1f} s)"
+            f" | chassis {100 * r['overhead']:.1f}% of the job's CPU"
+        )
+        print(line, flush=True)
+        rounds.append(r)
+    if use_peer:
+        ratios = sorted(r["ratio"] for r in rounds)
+        print(
+            f"ratio ours/datatrove (records per CPU-second, whole jobs): median {ratios[len(ratios) // 2]:.2f}x "
+            f"(min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x)"
+        )
+    return {"warc": warc, "master": a.master, "rounds": rounds}
+
+
 def profile_ours(warc: str, n: int, top: int = 25) -> str:
     import cProfile
     import io
@@ -520,6 +776,18 @@ def main(argv: list[str] | None = None) -> None:
         help="quality/cost of trafilatura's fast mode vs fallbacks vs retry-when-short (ours)",
     )
     ap.add_argument("--profile", type=int, default=0, help="cProfile our loop on the first N records")
+    ap.add_argument(
+        "--job",
+        action="store_true",
+        help="whole jobs side by side: python -m jobs.prepare vs datatrove's executor, CPU of every process",
+    )
+    ap.add_argument(
+        "--job-warc", default=None, help="input of --job (default: the 4 sample-crawl files concatenated)"
+    )
+    ap.add_argument("--master", default="local[1]", help="Spark master of our job in --job")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds of --job (each runs ours, datatrove, our loop)"
+    )
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
     ap.add_argument(
         "--set",
@@ -532,6 +800,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--_peer-speed", dest="peer_speed", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_peer-extract", dest="peer_extract", nargs=2, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_lid", dest="lid", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_loop", dest="loop", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
     if a.peer_speed:
@@ -539,6 +808,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.peer_extract:
         peer_extract(*a.peer_extract)
+        return
+    if a.loop:
+        _prepare_cfg(a.overrides)
+        print(json.dumps({k: v for k, v in ours_speed(a.loop).items() if k != "reasons"}))
         return
 
     cfg = _prepare_cfg(a.overrides)
@@ -556,7 +829,9 @@ def main(argv: list[str] | None = None) -> None:
             "or pass --no-peer"
         )
 
-    if a.only in (None, "speed"):
+    if a.job:
+        results["job"] = job_bench(a, use_peer)
+    if a.only in (None, "speed") and not a.job:
         if not Path(a.warc).exists():
             raise SystemExit(f"{a.warc} is absent (shared data not beside this checkout)")
         counts = count_records(a.warc)
@@ -593,7 +868,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"ratio ours/datatrove (docs/s/core): {ratio:.2f}x   (wall: {peer['wall_s'] / ours['wall_s']:.2f}x)"
             )
 
-    if a.only in (None, "quality") or a.fast_study:
+    if (a.only in (None, "quality") and not a.job) or a.fast_study:
         sets = {
             "trafilatura-eval": load_trafilatura_eval(a.quality_limit),
             "cleaneval": load_token_gold(["cleaneval-dev", "cleaneval-final"], a.quality_limit, "cleaneval"),
@@ -602,7 +877,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.fast_study:
         results["fast_study"] = fast_study(sets)
 
-    if a.only in (None, "quality"):
+    if a.only in (None, "quality") and not a.job:
         q: dict[str, Any] = {}
         for name, (pages, gold) in sets.items():
             if not pages:

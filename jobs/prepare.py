@@ -6,9 +6,11 @@
 ``--input`` takes WARC/ARC files (gzip or plain), globs, directories (searched recursively) or a
 file listing one path per line (``.txt``, ``.lst``, Common Crawl's ``warc.paths.gz``; relative
 entries are joined to ``--input-base``), local, ``s3://`` or ``https://``; ``--limit-files N`` keeps
-the first N. One Spark task per file.
+the first N. One Spark task per file; the text never goes through a Spark shuffle (udfs/warc.py).
 Exact dedup (dots.llm1): among documents with the same normalized-text MD5, the survivor is the one
-with the smallest xxhash64(seed, doc_id) — never partition order.
+with the smallest xxhash64(seed, doc_id) — never partition order; only the keys are shuffled to
+decide it. Output part ``p`` holds the rows of a contiguous group of the sorted input files, in
+record order.
 """
 
 from __future__ import annotations
@@ -108,29 +110,80 @@ def local_path(uri: str) -> str:
 
 
 def run(ctx: StageContext) -> None:
+    """Pass 1: one task per WARC file stages its rows (Arrow IPC) and returns keys only. Exact
+    dedup is decided on the keys. Pass 2: one group per output part writes its files' rows."""
+    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from udfs.warc import DOCUMENT_SCHEMA, warc_partition_fn
+    from udfs.warc import KEYS_DDL, PrepareFiles, WriteParts
 
     cfg = ctx.section
     # Preflight on the driver: a missing package, list file or model fails here, before any task.
     Prepare(cfg).preflight()
     paths = [local_path(p) for p in expand_inputs(ctx)]
-    ctx.stats.extra["files"] = len(paths)
-    print(f"[prepare] {len(paths)} file(s)", flush=True)
-    rdd = ctx.spark.sparkContext.parallelize(paths, len(paths)).mapPartitions(warc_partition_fn(cfg))
-    df = ctx.spark.createDataFrame(rdd, DOCUMENT_SCHEMA)
-    # Exact dedup among the kept rows: survivor = smallest (xxhash64(seed, doc_id), doc_id).
-    rank_key = F.xxhash64(F.lit(ctx.cfg.seed), F.col("doc_id"))
-    # Rows without a hash (dropped ones) each get their own window partition: no null-key skew.
-    w = Window.partitionBy(F.coalesce(F.col("content_hash"), F.col("doc_id"))).orderBy(rank_key, F.col("doc_id"))
-    kept = F.col(REASON_COL).isNull() & F.col("content_hash").isNotNull()
-    df = df.withColumn("_rank", F.when(kept, F.row_number().over(w)))
-    df = df.withColumn(
-        REASON_COL, F.when(F.col("_rank") > 1, F.lit(EXACT_DUPLICATE)).otherwise(F.col(REASON_COL))
-    ).drop("_rank")
-    ctx.write_documents(df, num_files=cfg.num_files)
+    n_files, n_parts = len(paths), cfg.num_files
+    ctx.stats.extra["files"] = n_files
+    print(f"[prepare] {n_files} file(s) -> {n_parts} part(s)", flush=True)
+    rows_dir = ctx.path("_prepare_rows")
+    ctx.fs.mkdirs(rows_dir)
+    spark = ctx.spark
+    # One id per Spark partition (JVM only: no Python worker just to hand out paths); the paths
+    # travel once per worker as a broadcast, not in every task's closure.
+    files = spark.range(0, n_files, 1, n_files).selectExpr("cast(id as int) as idx")
+    paths_bc = spark.sparkContext.broadcast(paths)
+    keys = files.mapInArrow(PrepareFiles(cfg, ctx.fs.qualify(rows_dir), paths_bc), KEYS_DDL)
+    keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = {r[REASON_COL]: int(r["count"]) for r in keys.groupBy(REASON_COL).count().collect()}
+        # Exact dedup on keys only: survivor = smallest (xxhash64(seed, doc_id), doc_id); file and row
+        # index break ties between records that share a doc_id.
+        rank = [F.xxhash64(F.lit(ctx.cfg.seed), F.col("doc_id")), "doc_id", "file_idx", "row_idx"]
+        kept = keys.filter(F.col(REASON_COL).isNull() & F.col("content_hash").isNotNull())
+        losers = (
+            kept.withColumn("_rank", F.row_number().over(Window.partitionBy("content_hash").orderBy(*rank)))
+            .filter(F.col("_rank") > 1)
+            .select("file_idx", "row_idx")
+        )
+        writer = WriteParts(
+            ctx.fs.qualify(rows_dir),
+            ctx.fs.qualify(ctx.staging),
+            ctx.fs.qualify(ctx.path("_dropped")) if ctx.keep_dropped else None,
+            n_files,
+            n_parts,
+        )
+        for folder in [ctx.staging] + ([ctx.path("_dropped")] if ctx.keep_dropped else []):
+            ctx.fs.mkdirs(folder)
+        # One group per output part: a marker row (so parts without losers are written too) plus
+        # that part's losers. Same Python worker kind as pass 1: no second daemon, no RDD pickling.
+        part = F.expr(f"cast((cast(file_idx as bigint) * {n_parts}) div {n_files} as int)").alias("part")
+        marks = spark.range(0, n_parts).select(
+            F.col("id").cast("int").alias("part"),
+            F.lit(None).cast("int").alias("file_idx"),
+            F.lit(None).cast("int").alias("row_idx"),
+        )
+        written = [
+            (r["part"], r["rows"], r["dups"])
+            for r in marks.unionByName(losers.select(part, "file_idx", "row_idx"))
+            .groupBy("part")
+            .applyInArrow(writer.group_fn(), WriteParts.RESULT_DDL)
+            .collect()
+        ]
+    finally:
+        keys.unpersist()
+        paths_bc.destroy()
+    duplicates = sum(d for _, _, d in written)
+    if sorted(p for p, _, _ in written) != list(range(n_parts)):
+        raise RuntimeError(
+            f"prepare wrote parts {sorted(p for p, _, _ in written)}, expected 0..{n_parts - 1}"
+        )
+    counts[None] = counts.get(None, 0) - duplicates
+    if duplicates:
+        counts[EXACT_DUPLICATE] = counts.get(EXACT_DUPLICATE, 0) + duplicates
+    if sum(k for _, k, _ in written) != counts[None]:
+        raise RuntimeError(f"prepare wrote {sum(k for _, k, _ in written)} rows, its keys say {counts[None]}")
+    ctx.stats.add_reasons(counts)
+    ctx.fs.delete(rows_dir)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class PrepareConfig:
     favor_precision: bool = True
     include_tables: bool = True
     fast: bool = False
+    fast_xpaths: bool = True
     min_text_chars: int = 1
     # --- language ID
     lang_model: str = ""

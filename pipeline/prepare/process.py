@@ -158,6 +158,7 @@ class Prepare:
                 fast=cfg.fast,
                 timeout_s=cfg.extract_timeout_s,
                 url=url,
+                fast_xpaths=cfg.fast_xpaths,
             )
         except ExtractTimeout:
             return _row(**base, drop_reason=ERROR_EXTRACT_TIMEOUT)
