@@ -52,6 +52,7 @@ import os
 import re
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -642,7 +643,7 @@ def loop_job(warc: str, overrides: list[str]) -> dict[str, Any]:
     """Our per-record loop alone (``process_warc_file``), in its own process."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     sets = [x for o in overrides for x in ("--set", o)]
-    r = run_tree([sys.executable, __file__, "--_loop", warc, *sets], env)
+    r = run_tree([sys.executable, "-m", "bench.stage1", "--_loop", warc, *sets], env)
     inner = json.loads(r["stdout"].strip().splitlines()[-1])
     return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "kept": inner["kept"], "loop_cpu_s": inner["cpu_s"]}
 

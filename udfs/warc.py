@@ -82,9 +82,11 @@ def staged_name(file_idx: int) -> str:
 
 
 def _fs(uri: str):
-    import pyarrow.fs as pafs
+    """``(pyarrow FileSystem, path)`` through the storage layer, so an ``s3://`` output gets the
+    endpoint, region and credentials of the standard AWS settings (pipeline/storage)."""
+    from pipeline import storage
 
-    return pafs.FileSystem.from_uri(uri)
+    return storage.filesystem(uri)
 
 
 def rows_to_batch(rows: list[dict[str, Any]], schema) -> Any:
