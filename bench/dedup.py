@@ -11,12 +11,13 @@ JVM, Python workers) and pairwise precision / recall of the output clusters vs t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
+
+from bench import write_json
 
 
 def generate(
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": precision, "recall": recall,
     }
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        write_json(args.json, figures)
     return figures
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import random
 import re
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import write_json
 from pipeline.dedup.minhash import (
     MinHashParams,
     band_keys,
@@ -158,8 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ours_vs_datasketch": rate(t_ours) / ds_e2e,
     }
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        write_json(args.json, figures)
     return figures
 
 

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import write_json
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "html-cleaning-dataset-merged"
 
@@ -179,8 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     figures = {"documents": len(texts), "chars": sum(map(len, texts)), "vocab": info.vocab_size,
                "engines_identical": same, "datatrove": ref is not None, "sides": sides}
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        write_json(args.json, figures)
     return figures
 
 
