@@ -483,6 +483,14 @@ def evaluate_accepted_rows(pred, rows: list[dict], tax) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the job; s3:// and https:// inputs are staged into a local cache and an s3:// output is
+    written locally, then published (pipeline.storage.staging; ``--cache-dir DIR``)."""
+    from pipeline.storage.staging import remote_io
+
+    return remote_io(argv, _main, inputs=("--input", "--evaluate"), outputs=("--out",))
+
+
+def _main(argv: list[str]) -> dict:
     args = parse_args(argv)
     from models.category import load
     from pipeline.category.taxonomy import load_keywords, load_taxonomy

@@ -505,6 +505,14 @@ def fit(train: list[dict], args: argparse.Namespace) -> tuple[torch.nn.Module, d
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the job; s3:// and https:// inputs are staged into a local cache and an s3:// output is
+    written locally, then published (pipeline.storage.staging; ``--cache-dir DIR``)."""
+    from pipeline.storage.staging import remote_io
+
+    return remote_io(argv, _main, inputs=("--data",), outputs=("--out",))
+
+
+def _main(argv: list[str]) -> dict:
     args = parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(args.threads)

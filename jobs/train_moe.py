@@ -106,6 +106,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the job; s3:// and https:// inputs are staged into a local cache and an s3:// output is
+    written locally, then published (pipeline.storage.staging; ``--cache-dir DIR``)."""
+    from pipeline.storage.staging import remote_io
+
+    return remote_io(argv, _main, inputs=("--data",), outputs=("--out",), publish=os.environ.get("RANK", "0") == "0")
+
+
+def _main(argv: list[str]) -> list[dict]:
     args = parse_args(argv)
     run_dir = Path(args.out)
 

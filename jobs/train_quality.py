@@ -231,6 +231,14 @@ Held-out rejection rate per negative kind at the threshold:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the job; s3:// and https:// inputs are staged into a local cache and an s3:// output is
+    written locally, then published (pipeline.storage.staging; ``--cache-dir DIR``)."""
+    from pipeline.storage.staging import remote_io
+
+    return remote_io(argv, _main, inputs=("--data",), outputs=("--out",))
+
+
+def _main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="jobs.train_quality", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)

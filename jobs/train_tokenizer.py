@@ -88,6 +88,14 @@ def _is_parquet(f: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the job; s3:// and https:// inputs are staged into a local cache and an s3:// output is
+    written locally, then published (pipeline.storage.staging; ``--cache-dir DIR``)."""
+    from pipeline.storage.staging import remote_io
+
+    return remote_io(argv, _main, inputs=("--input",), outputs=("--output",))
+
+
+def _main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="jobs.train_tokenizer", description=__doc__.splitlines()[0])
     p.add_argument("--input", required=True, nargs="+", help="Parquet folder/files, JSONL or text files")
     p.add_argument("--output", required=True, help="tokenizer folder to write")
