@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--input", nargs="+", required=True, help="WARC, Parquet (file/folder) or JSONL inputs")
     p.add_argument("--out", help="folder of the new model version (created)")
+    p.add_argument("--cache-dir", default=None, help="local cache of s3:// and https:// inputs (docs/OBJECT_STORAGE.md)")
     p.add_argument(
         "--bootstrap", action="store_true", help="label documents with the weak keyword/URL labeler"
     )

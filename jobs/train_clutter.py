@@ -416,6 +416,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rebuild", action="store_true", help="rebuild the cache even if it exists")
     p.add_argument("--build-only", action="store_true", help="stop after writing the labeled cache")
     p.add_argument("--out", help="model directory to write (required unless --build-only)")
+    p.add_argument("--cache-dir", default=None, help="local cache of s3:// and https:// inputs (docs/OBJECT_STORAGE.md)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (these small models train fastest single-threaded)")

@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", required=True, help="conf/moe/NAME.yaml (sections model: and train:)")
     p.add_argument("--steps", type=int, required=True, help="total optimizer steps of the run")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, ckpt/, config.json")
+    p.add_argument("--cache-dir", default=None, help="local cache of s3:// and https:// inputs (docs/OBJECT_STORAGE.md)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key, e.g. train.lr=1e-3 or model.num_layers=4")
     p.add_argument("--stop-at", type=int, default=None, metavar="STEP",

@@ -248,6 +248,7 @@ def _main(argv: list[str]) -> dict:
     p.add_argument("--cache", default=None, help="the clutter job's labeled-pages cache (default: its default)")
     p.add_argument("--corrupt", action="store_true", help="with --data: add one corruption per positive")
     p.add_argument("--out", required=True)
+    p.add_argument("--cache-dir", default=None, help="local cache of s3:// and https:// inputs (docs/OBJECT_STORAGE.md)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (these small models train fastest single-threaded)")

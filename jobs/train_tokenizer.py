@@ -99,6 +99,7 @@ def _main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="jobs.train_tokenizer", description=__doc__.splitlines()[0])
     p.add_argument("--input", required=True, nargs="+", help="Parquet folder/files, JSONL or text files")
     p.add_argument("--output", required=True, help="tokenizer folder to write")
+    p.add_argument("--cache-dir", default=None, help="local cache of s3:// and https:// inputs (docs/OBJECT_STORAGE.md)")
     p.add_argument("--config", default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--vocab-size", type=int, default=None, help="default: tokenize.auto_vocab_size")

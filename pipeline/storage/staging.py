@@ -158,7 +158,7 @@ def remote_io(
     their staged local paths (a glob may become several), a remote output value by a fresh temporary
     folder that :func:`publish_dir` uploads once ``run`` returns (``publish=False``: a non-zero rank
     of a distributed run, which leaves publishing to rank 0). ``--cache-dir DIR`` is taken out of
-    argv here. Without remote values, ``run`` gets argv unchanged."""
+    argv here (the jobs list it in ``--help`` only). Without remote values, ``run`` gets argv unchanged."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cache_dir = None
     for i, a in enumerate(argv):
