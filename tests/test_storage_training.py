@@ -151,3 +151,20 @@ def test_train_moe_reads_s3_shards_and_publishes_the_run(s3_bucket, tmp_path):
     assert published == local_files and "config.json" in published
     cfg = json.loads(storage.read_text(f"{s3_bucket}/runs/r1/config.json"))
     assert cfg["train"]["seq_len"] == 32
+
+
+def test_stage_inputs_downloads_an_http_file_once(tmp_path):
+    from tests.storage_servers import Faults, range_server
+
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "docs.jsonl").write_bytes(b'{"text": "over http"}\n' * 50)
+    faults = Faults()
+    with range_server(str(root), faults) as url:
+        cache = str(tmp_path / "cache")
+        (got,) = staging.stage_inputs([f"{url}/docs.jsonl"], cache)
+        assert got.startswith(cache) and open(got, "rb").read() == (root / "docs.jsonl").read_bytes()
+        gets = sum(faults.gets.values())
+        assert gets > 0
+        assert staging.stage_inputs([f"{url}/docs.jsonl"], cache) == [got]
+        assert sum(faults.gets.values()) == gets  # the complete cached copy is reused
