@@ -166,3 +166,13 @@ def test_crawl_estimate_weights_strata_by_their_size():
     assert est["good_removed_pct"] == 2 / (2 + 200)
     assert est["junk_caught_pct"] == 1.0
     assert est["labelled_by_stratum"] == {"dropped": 2, "kept": 3}
+
+
+def test_annotations_read_in_file_order_and_bad_json_names_the_line(tmp_path):
+    (tmp_path / "batch-01.jsonl").write_text(json.dumps({"id": "b"}) + "\n", encoding="utf-8")
+    (tmp_path / "batch-00.jsonl").write_text(json.dumps({"id": "a"}) + "\n\n", encoding="utf-8")
+    recs = evalset.read_annotations([tmp_path / "batch-01.jsonl", tmp_path / "batch-00.jsonl"])
+    assert [r["id"] for r in recs] == ["a", "b"]
+    (tmp_path / "batch-02.jsonl").write_text('{"id": "c"}\n{not json\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"batch-02.jsonl:2"):
+        evalset.read_annotations([tmp_path / "batch-02.jsonl"])

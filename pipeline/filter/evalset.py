@@ -261,15 +261,9 @@ def accepted(rec: dict) -> list[str]:
 
 def read_annotations(paths: Iterable[str | Path]) -> list[dict]:
     """Annotator records (guideline format), in file order; a line that is not JSON is an error."""
-    out = []
-    for p in sorted(Path(x) for x in paths):
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{p}:{i}: not valid JSON ({e})") from e
-    return out
+    from pipeline.filter.labeled import read_records
+
+    return [r for p in sorted(Path(x) for x in paths) for r in read_records(p)]
 
 
 def main(argv: list[str] | None = None) -> None:
