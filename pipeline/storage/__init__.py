@@ -19,6 +19,7 @@ import uuid
 from pipeline.storage import paths
 from pipeline.storage.paths import HADOOP, HTTP, LOCAL, S3, kind, normalize
 from pipeline.storage.reader import (
+    DEFAULT_CHUNK_BYTES,
     ArrowSource,
     HttpSource,
     RetryingReader,
@@ -258,7 +259,7 @@ def upload_file(local_path: str, uri: str) -> None:
 
     def put() -> None:
         with open(local_path, "rb") as src, fs.open_output_stream(p) as out:
-            shutil.copyfileobj(src, out, 8 << 20)
+            shutil.copyfileobj(src, out, DEFAULT_CHUNK_BYTES)
 
     with_retries(uri, put, RetryPolicy.from_env())
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pipeline import storage
 from pipeline.storage import paths
 from pipeline.storage.paths import HTTP, LOCAL, S3, kind, normalize
+from pipeline.storage.reader import DEFAULT_CHUNK_BYTES
 
 MARKERS = ("config.json", "_SUCCESS")
 CACHE_ENV = "DOTS_CACHE_DIR"
@@ -56,7 +57,7 @@ def _download(uri: str, size: int, dest: str) -> str:
     tmp = os.path.join(os.path.dirname(dest), f".part-{uuid.uuid4().hex[:12]}-{os.path.basename(dest)}")
     try:
         with storage.open_input(uri) as src, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out, 8 << 20)
+            shutil.copyfileobj(src, out, DEFAULT_CHUNK_BYTES)
         got = os.path.getsize(tmp)
         if got != size:
             raise OSError(f"{uri}: downloaded {got} bytes, the store lists {size}; run again")
