@@ -387,7 +387,7 @@ def train_keep(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], 
     meta = {"command": command, "langs": langs, "metrics": report,
             "data": {"dev_pages": len(dev), "dev_keep": int(y_dev.sum()), "dev_remove": int(len(dev) - y_dev.sum()),
                      "test_pages": len(test)}}
-    version = keepscore.save(model, out_dir, meta, datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d"))
+    version = keepscore.save(model, out_dir, meta, datetime.datetime.now(datetime.UTC).strftime("%Y%m%d"))
     report["version"] = version
     print(f"\nkeep score {version} -> {out_dir}: l2 {report['l2']}, threshold {thr}")
     for k in ("dev_base", "dev_out_of_fold", "test_base", "test"):
