@@ -19,6 +19,7 @@ trained by ``python -m bench.filters --train-keep OUT`` on the dev split.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -48,7 +49,7 @@ _DATE = re.compile(
     r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}\b|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
     r"|\b(?:19|20)\d\d\b|\d{1,2}:\d\d|\d+年\d+月", re.I)
 _URL = re.compile(r"https?://|www\.|\.(?:com|org|net|html?)\b", re.I)
-_PRICE = re.compile(r"[$£€¥]\s?\d|\d\s?(?:元|美元|usd|eur)\b", re.I)
+_PRICE = re.compile(r"[$£€¥] ?\d|\d ?(?:元|美元|usd|eur)\b", re.I)
 _TERMINAL = ("."
              , "!", "?", "\"", "'", "”", "’", "。", "！", "？", "」", "』", ")", "）")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -78,10 +79,20 @@ FEATURES: tuple[str, ...] = (*SIGNAL_INPUTS, *(f"log_{s}" for s in LOG_SIGNAL_IN
 _WORD = re.compile(r"\w+")
 
 
+def _lines_matching(pattern: re.Pattern, text: str, starts: list[int], nonempty: set[int]) -> int:
+    """How many non-empty lines hold a match (one pass over the whole text; no pattern spans a newline)."""
+    return len({bisect.bisect_right(starts, m.start()) - 1 for m in pattern.finditer(text)} & nonempty)
+
+
 def line_stats(text: str) -> dict[str, float]:
     """The :data:`LINE_INPUTS` of one text (the text the filter keeps after clutter removal)."""
-    lines = [ln.strip() for ln in text.split("\n")]
-    lines = [ln for ln in lines if ln]
+    raw = text.split("\n")
+    starts, pos = [], 0
+    for ln in raw:
+        starts.append(pos)
+        pos += len(ln) + 1
+    nonempty = {i for i, ln in enumerate(raw) if ln.strip()}
+    lines = [raw[i].strip() for i in sorted(nonempty)]
     n = len(lines)
     chars = "".join(text.split())
     nc = len(chars)
@@ -95,9 +106,9 @@ def line_stats(text: str) -> dict[str, float]:
         "pipe_per_line": math.log1p(text.count("|") / n),
         "title_word_frac": sum(bool(_TITLE.match(w)) for w in words) / nw if nw else 0.0,
         "digit_char_frac": len(_DIGIT.findall(chars)) / nc if nc else 0.0,
-        "date_line_frac": sum(bool(_DATE.search(ln)) for ln in lines) / n,
-        "url_line_frac": sum(bool(_URL.search(ln)) for ln in lines) / n,
-        "price_line_frac": sum(bool(_PRICE.search(ln)) for ln in lines) / n,
+        "date_line_frac": _lines_matching(_DATE, text, starts, nonempty) / n,
+        "url_line_frac": _lines_matching(_URL, text, starts, nonempty) / n,
+        "price_line_frac": _lines_matching(_PRICE, text, starts, nonempty) / n,
         "log_lines": math.log1p(n),
         "log_mean_line_chars": math.log1p(nc / n),
         "long_line_frac": sum(len(ln) >= 200 for ln in lines) / n,
