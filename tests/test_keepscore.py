@@ -149,3 +149,14 @@ def test_score_texts_reads_signal_columns_or_recomputes_them():
     assert a["keep_score"].iloc[:2].tolist() == b["keep_score"].iloc[:2].tolist()
     assert np.isnan(a["keep_score"].iloc[2])  # empty text: no score
     assert a["keep_score"].iloc[0] > a["keep_score"].iloc[1]
+
+
+def test_line_matches_in_one_pass_equal_a_search_per_line():
+    text = ("  Jan 5 meeting at 10:30  \n\n\t$ 20 entry\nwww.example.com\n   \nno match here\n"
+            "2019年5月 report\nprice 5 usd\n\u0130stanbul 1999\nends with 12/3/2020")
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    stats = ks.line_stats(text)
+    n = len(lines)
+    for key, pat in (("date_line_frac", ks._DATE), ("url_line_frac", ks._URL), ("price_line_frac", ks._PRICE)):
+        assert stats[key] == sum(bool(pat.search(ln)) for ln in lines) / n, key
+    assert stats["date_line_frac"] == 4 / n and stats["price_line_frac"] == 2 / n
