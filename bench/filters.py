@@ -83,42 +83,55 @@ def clean_decisions(recs: list[dict], ld_texts: dict[str, str], clean_cfg) -> di
     return out
 
 
-def filter_scores(texts: list[str], langs: list[str | None], filter_cfg, device: str = "cpu") -> list[dict]:
-    """Clutter-clean text, removed lines and quality score of each text (category off)."""
+def filter_scores(texts: list[str], langs: list[str | None], filter_cfg, device: str = "cpu",
+                  signals: list[dict] | None = None, clean_cfg=None) -> list[dict]:
+    """Clutter-clean text, removed lines, quality and keep score of each text (category off).
+    ``signals``: the clean stage's signals of each text (the ``h_*`` columns the Spark job reads)."""
     import dataclasses
 
     from udfs.models import ScoreSpec, score_texts
 
-    spec = dataclasses.replace(ScoreSpec.from_config(filter_cfg), category_enabled=False)
+    spec = dataclasses.replace(ScoreSpec.from_config(filter_cfg, clean_cfg), category_enabled=False)
     out = []
     for s in range(0, len(texts), 256):
-        df = score_texts(texts[s : s + 256], langs[s : s + 256], spec, device)
+        sig = None if signals is None else signals[s : s + 256]
+        df = score_texts(texts[s : s + 256], langs[s : s + 256], spec, device, sig)
         for row in df.itertuples(index=False):
-            q = float(row.quality_score)
+            q, k = float(row.quality_score), float(row.keep_score)
             out.append({"text_clean": row.text_clean, "lines_removed": int(row.clutter_lines_removed),
-                        "quality": None if q != q else q})
+                        "quality": None if q != q else q, "keep_score": None if k != k else k})
     return out
 
 
-def filter_decisions(recs: list[dict], clean: dict[str, dict], filter_cfg, scores: list[dict] | None = None) -> dict[str, dict]:
+def filter_decisions(recs: list[dict], clean: dict[str, dict], filter_cfg, scores: list[dict] | None = None,
+                     clean_cfg=None) -> dict[str, dict]:
     """Per labelled doc: the filter stage's reason on its clean text (every doc scored, so each model's
     effect is measured even on pages clean dropped). ``scores``: precomputed :func:`filter_scores`."""
     from pipeline.filter.clutter import CLUTTER_EMPTY
+    from pipeline.filter.config import keep_threshold, lang_threshold
     from pipeline.filter.decisions import filter_reason
+    from pipeline.filter.keepscore import KEEP_BELOW
     from pipeline.filter.quality import QUALITY_BELOW
 
     if scores is None:
-        scores = filter_scores([clean[r["id"]]["text"] for r in recs], [r.get("lang") for r in recs], filter_cfg)
+        scores = filter_scores([clean[r["id"]]["text"] for r in recs], [r.get("lang") for r in recs], filter_cfg,
+                               signals=[clean[r["id"]]["signals"] for r in recs], clean_cfg=clean_cfg)
     q = filter_cfg.quality
     out = {}
     for r, sc in zip(recs, scores):
         text = clean[r["id"]]["text"]
-        reason = filter_reason(text, sc["text_clean"], sc["quality"], r.get("lang"), q.threshold, q.threshold_by_lang)
+        lang = r.get("lang")
+        kt = keep_threshold(filter_cfg.keep, lang)
+        reason = filter_reason(text, sc["text_clean"], sc["quality"], lang, q.threshold, q.threshold_by_lang,
+                               sc.get("keep_score"), kt)
         viol = []
         if not (sc["text_clean"] or "").strip():
             viol.append(CLUTTER_EMPTY)
-        elif reason == QUALITY_BELOW:
-            viol.append(QUALITY_BELOW)
+        else:  # each model on its own (the reason records only the first)
+            if sc["quality"] is not None and sc["quality"] < lang_threshold(q.threshold, q.threshold_by_lang, lang):
+                viol.append(QUALITY_BELOW)
+            if kt is not None and sc.get("keep_score") is not None and sc["keep_score"] < kt:
+                viol.append(KEEP_BELOW)
         out[r["id"]] = {**sc, "reason": reason, "violations": viol}
     return out
 
@@ -292,7 +305,7 @@ def check_spark_run(run: Path, docs: dict[str, dict], ld_texts: dict[str, str], 
     out = {"spark_clean": compare({d: c["reason"] for d, c in clean.items()}, c_sp)}
     f_sp = spark_reasons(run / "03_filter")
     f_recs = [r for r in all_recs if r["id"] in f_sp]
-    filt = filter_decisions(f_recs, clean, cfg.filter)
+    filt = filter_decisions(f_recs, clean, cfg.filter, clean_cfg=cfg.clean)
     out["spark_filter"] = compare({d: f["reason"] for d, f in filt.items()}, f_sp)
     return out
 
@@ -334,6 +347,57 @@ def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, di
     return out
 
 
+def keep_features(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict]):
+    """The keep score's feature matrix of ``recs`` (as the filter stage computes it)."""
+    import numpy as np
+
+    from pipeline.filter import keepscore
+
+    return np.vstack([keepscore.feature_vector(clean[r["id"]]["signals"], filt[r["id"]]["text_clean"],
+                                               filt[r["id"]]["quality"], filt[r["id"]]["lines_removed"],
+                                               keepscore.nonempty_lines(clean[r["id"]]["text"])) for r in recs])
+
+
+def train_keep(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict], out_dir: str, langs: list[str],
+               target: float, l2_grid: list[float], junk_weight: float, command: str) -> dict:
+    """Train the keep score on the dev pages of ``langs`` (:func:`pipeline.filter.keepscore.train`), write
+    the artifact to ``out_dir`` and report its threshold and the test-split figures (other rules as
+    configured, the keep score's own decision replaced by the new model's)."""
+    import datetime
+
+    import numpy as np
+
+    from pipeline.filter import keepscore
+
+    def base_removed(rs):
+        return np.array([bool(clean[r["id"]]["reason"] or (filt[r["id"]]["reason"] not in (None, keepscore.KEEP_BELOW)))
+                         for r in rs])
+
+    dev = [r for r in recs if r["split"] == "dev" and r.get("lang") in langs]
+    test = [r for r in recs if r["split"] == "test" and r.get("lang") in langs]
+    y_dev = np.array([r["verdict"] == "keep" for r in dev], dtype=float)
+    model, thr, report = keepscore.train(keep_features(dev, clean, filt), y_dev, [r["site"] for r in dev],
+                                         base_removed(dev), target, l2_grid, junk_weight)
+    y_test = np.array([r["verdict"] == "keep" for r in test], dtype=float)
+    s_test = model.score(keep_features(test, clean, filt))
+    report["test"] = keepscore.removal_counts(s_test, thr, base_removed(test), y_test)
+    report["test_base"] = keepscore.removal_counts(np.ones(len(test)), 0.0, base_removed(test), y_test)
+    report["test_auc"] = keepscore.auc(s_test, y_test)
+    report["dev_in_sample_auc"] = keepscore.auc(model.score(keep_features(dev, clean, filt)), y_dev)
+    meta = {"command": command, "langs": langs, "metrics": report,
+            "data": {"dev_pages": len(dev), "dev_keep": int(y_dev.sum()), "dev_remove": int(len(dev) - y_dev.sum()),
+                     "test_pages": len(test)}}
+    version = keepscore.save(model, out_dir, meta, datetime.datetime.now(datetime.UTC).strftime("%Y%m%d"))
+    report["version"] = version
+    print(f"\nkeep score {version} -> {out_dir}: l2 {report['l2']}, threshold {thr}")
+    for k in ("dev_base", "dev_out_of_fold", "test_base", "test"):
+        c = report[k]
+        print(f"  {k}: good removed {c['good_removed']}/{c['good']}, junk caught {c['junk_caught']}/{c['junk']}")
+    print(f"  set: filter.keep.model: {out_dir}; filter.keep.threshold_by_lang: "
+          + "{" + ", ".join(f"{lg}: {thr}" for lg in langs) + "}")
+    return report
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -366,6 +430,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="calibration: a tightened bound must pass this fraction of the dev good pages alone")
     p.add_argument("--junk-cost", type=float, default=4.0,
                    help="calibration: good pages a loosening must rescue per junk page it lets through")
+    p.add_argument("--train-keep", default=None, metavar="DIR",
+                   help="train the keep score on the dev pages (pipeline.filter.keepscore.train) and write its "
+                        "artifact to DIR; prints the threshold for filter.keep.threshold_by_lang and test figures")
+    p.add_argument("--keep-langs", default="en", help="--train-keep: languages trained on (comma-separated)")
+    p.add_argument("--keep-target", type=float, default=0.02,
+                   help="--train-keep: largest fraction of dev good pages removed by the rules + keep score")
+    p.add_argument("--keep-l2", default="30,100,300", help="--train-keep: L2 strengths tried (best CV ROC-AUC wins)")
+    p.add_argument("--keep-junk-weight", type=float, default=3.0, help="--train-keep: loss weight of a junk page")
     return p.parse_args(argv)
 
 
@@ -389,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.split = "dev"
     ld_texts = line_dedup_all(docs, cfg.clean)
     clean = clean_decisions(recs, ld_texts, cfg.clean)
-    filt = filter_decisions(recs, clean, cfg.filter)
+    filt = filter_decisions(recs, clean, cfg.filter, clean_cfg=cfg.clean)
     by_split = {sp: summarize([r for r in recs if sp == "all" or r["split"] == sp], clean, filt)
                 for sp in ("dev", "test", "all")}
     summary = by_split[args.split]
@@ -433,6 +505,11 @@ def main(argv: list[str] | None = None) -> dict:
             floors[lang] = int(n)
         res["calibrated"] = calibrate_langs(recs, clean, filt, cfg, args.calibrate, args.junk_cost, floors,
                                             args.tighten_keep)
+    if args.train_keep:
+        all_recs, _ = evalset.join_texts(labels, docs)
+        res["keep_training"] = train_keep(all_recs, clean, filt, args.train_keep, args.keep_langs.split(","),
+                                          args.keep_target, [float(v) for v in args.keep_l2.split(",")],
+                                          args.keep_junk_weight, "python -m bench.filters " + " ".join(argv or sys.argv[1:]))
     res["seconds"] = round(time.time() - t0, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,13 @@ Reads dedup's documents table and adds, per document (score first, decide after)
   ``filter.clutter.threshold``; ``clutter_lines_removed``: how many lines went;
 * ``quality_score`` (0-1) of the cleaned text;
 * ``category`` (0..199), ``category_name``, ``category_prob`` from ``models/category``;
-* ``clutter_model``, ``quality_model``, ``category_model``: the version of each model that scored it.
+* ``keep_score`` (0-1) from ``models/keep`` over the clean signals (``h_*``), the scores above and line
+  statistics (:mod:`pipeline.filter.keepscore`);
+* ``clutter_model``, ``quality_model``, ``category_model``, ``keep_model``: the version of each model that
+  scored it.
 
 Drops (``_stats.json``): ``clutter_empty_after_removal`` (no line left), ``quality_below_threshold``,
-``error_filter_null_text`` (a row without text). One ``mapInArrow`` function runs all models on each
+``keep_score_below_threshold``, ``error_filter_null_text`` (a row without text). One ``mapInArrow`` function runs all models on each
 Arrow batch (``filter.arrow_max_records_per_batch`` documents), in the stage-level GPU profile of
 :func:`udfs.resources.gpu_profile` when one is configured, on the GPU Spark assigned to the task (its
 ``TaskContext`` resources), else on CPU; each model is loaded once per Python worker.
@@ -29,6 +32,7 @@ if __package__ in (None, ""):
 
 from jobs.common import REASON_COL, StageContext, main
 from pipeline.filter.clutter import CLUTTER_EMPTY
+from pipeline.filter.keepscore import KEEP_BELOW
 from pipeline.filter.quality import QUALITY_BELOW
 
 NULL_TEXT = "error_filter_null_text"
@@ -40,11 +44,16 @@ def model_versions(fc) -> dict[str, str | None]:
     from models.common import read_config
     from udfs.models import category_module
 
-    out: dict[str, str | None] = {"clutter_model": None, "quality_model": None, "category_model": None}
+    out: dict[str, str | None] = {"clutter_model": None, "quality_model": None, "category_model": None,
+                                  "keep_model": None}
     if fc.clutter.enabled:
         out["clutter_model"] = read_config(fc.clutter.model)["version"]
     if fc.quality.enabled:
         out["quality_model"] = read_config(fc.quality.model)["version"]
+    if fc.keep.enabled:
+        from pipeline.filter import keepscore
+
+        out["keep_model"] = keepscore.load(fc.keep.model).version
     if fc.category.enabled:
         mod = category_module()
         if mod is None:
@@ -78,7 +87,7 @@ def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None])
     from udfs.models import SCORE_FIELDS, SCORE_PREFIX, ScoreSpec, make_score_batches, score_columns_schema
     from udfs.resources import gpu_profile, map_in_arrow
 
-    spec = ScoreSpec.from_config(fc)
+    spec = ScoreSpec.from_config(fc, ctx.cfg.clean)
     has_lang = "lang" in df.columns
     lang = F.col("lang") if has_lang else F.lit(None).cast("string")
     profile = gpu_profile(ctx.spark, ctx.cfg)
@@ -98,10 +107,17 @@ def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None])
     if fc.quality.threshold_by_lang:
         m = F.create_map(*[x for k, v in sorted(fc.quality.threshold_by_lang.items()) for x in (F.lit(k), F.lit(v))])
         q_threshold = F.coalesce(m[lang], q_threshold)
+    # keep threshold per language; a null threshold (default or per language) only scores
+    k_threshold = F.lit(fc.keep.threshold if fc.keep.enabled else None).cast("double")
+    if fc.keep.enabled:
+        for k, v in sorted(fc.keep.threshold_by_lang.items(), reverse=True):
+            k_threshold = F.when(lang == F.lit(k), F.lit(v).cast("double")).otherwise(k_threshold)
     reason = (
         F.when(F.col("text").isNull(), F.lit(NULL_TEXT))
         .when(F.length(F.trim(s("text_clean"))) == 0, F.lit(CLUTTER_EMPTY))
         .when(s("quality_score").isNotNull() & (s("quality_score") < q_threshold), F.lit(QUALITY_BELOW))
+        .when(k_threshold.isNotNull() & s("keep_score").isNotNull() & (s("keep_score") < k_threshold),
+              F.lit(KEEP_BELOW))
         .otherwise(F.lit(None).cast("string"))
     )
     out = scored.select(*cols, reason.alias(REASON_COL))

@@ -270,3 +270,12 @@ def test_fineweb_rules_read_through_table_cells():
 
     s = fineweb_signals("| | | |\n| Hoya is a genus of tropical plants in the Asclepiad family. | |\n| Hoya Links | Email |")
     assert s == {"line_punct_frac": 0.5, "short_line_frac": 0.5}
+
+
+def test_chinese_alpha_words_count_words_not_punctuation(params):
+    """Gopher's alphabetic-word fraction over jieba words: punctuation tokens are not words, so clean
+    Chinese prose scores 1.0 (as clean English does) and numbers lower it."""
+    s = _score(GOOD_ZH, "zh", params)
+    assert s["alpha_word_frac"] == 1.0
+    nums = _score(GOOD_ZH + "\n" + " ".join(str(i) for i in range(100)), "zh", params)
+    assert nums["alpha_word_frac"] < 0.6

@@ -41,7 +41,8 @@ def test_score_texts_cleans_and_scores():
     spec = ScoreSpec.from_config(build_dataclass(FilterConfig, _defaults(), "filter"))
     out = score_texts([MIXED_DOC, ""], ["en", None], spec, "cpu")
     assert list(out.columns) == ["text_clean", "clutter_lines_removed", "quality_score", "category",
-                                 "category_name", "category_prob"]
+                                 "category_name", "category_prob", "keep_score"]
+    assert 0 < out["keep_score"][0] < 1 and out["keep_score"].isna()[1]
     assert PARAGRAPH.split("\n")[0] in out["text_clean"][0]
     # The cleaned text is exactly the lines the clutter model scores >= the configured threshold ...
     from models.clutter import load
@@ -92,6 +93,7 @@ def test_filter_job_on_small_documents_table(spark, cfg, tmp_path, monkeypatch):
         ("d3", "https://b.example/3", CLUTTER_DOC, "xx"),
         ("d4", "https://b.example/4", None, "en"),
         ("d5", "https://c.example/5", bad, "yy"),
+        ("d6", "https://c.example/6", PARAGRAPH + "\nMore at the town hall.", "zz"),
     ]
     # Thresholds from the CPU scores, so that each drop reason fires on a known document.
     base = ScoreSpec.from_config(cfg.filter)
@@ -103,11 +105,14 @@ def test_filter_job_on_small_documents_table(spark, cfg, tmp_path, monkeypatch):
     assert d3_max < 0.999, "the clutter model should not score pure navigation lines ~1"
     q5 = float(sc["quality_score"][4])
     assert q5 < 0.999
+    k6 = float(sc["keep_score"][5])
+    assert k6 < 0.999
     overrides = [
         "spark.profile=tests",
         f"filter.clutter.threshold_by_lang={{xx: {min(1.0, d3_max + 1e-3)}}}",
         f"filter.quality.threshold_by_lang={{yy: {min(1.0, q5 + 1e-3)}}}",
         "filter.quality.threshold=0.0",
+        f"filter.keep.threshold_by_lang={{en: null, zz: {min(1.0, k6 + 1e-3)}}}",
     ]
     run_cfg = load_config(overrides=overrides)
 
@@ -131,19 +136,21 @@ def test_filter_job_on_small_documents_table(spark, cfg, tmp_path, monkeypatch):
     assert spark.conf.get(filter_job.ARROW_BATCH_CONF, None) == arrow_before  # restored for later stages
     assert calls == [None]
 
-    assert stats["input"] == 5 and stats["output"] == 2
+    assert stats["input"] == 6 and stats["output"] == 2
     assert stats["dropped"] == {"clutter_empty_after_removal": 1, "error_filter_null_text": 1,
-                                "quality_below_threshold": 1}
+                                "quality_below_threshold": 1, "keep_score_below_threshold": 1}
     assert json.loads((out / "_stats.json").read_text())["filter"]["clutter_lines_removed"] >= 5
     kept = {r["doc_id"]: r for r in spark.read.parquet(str(out)).collect()}
     dropped = {r["doc_id"]: r["drop_reason"] for r in spark.read.parquet(str(out / "_dropped")).collect()}
     assert set(kept) == {"d1", "d2"}
     assert dropped == {"d3": "clutter_empty_after_removal", "d4": "error_filter_null_text",
-                       "d5": "quality_below_threshold"}
+                       "d5": "quality_below_threshold", "d6": "keep_score_below_threshold"}
     d2 = kept["d2"]
     assert d2["text"] == sc["text_clean"][1] and d2["clutter_lines_removed"] == int(sc["clutter_lines_removed"][1])
     assert d2["quality_score"] == pytest.approx(float(sc["quality_score"][1]), abs=1e-5)
     assert d2["clutter_model"].startswith("clutter-") and d2["quality_model"].startswith("quality-")
+    assert d2["keep_model"].startswith("keep-")
+    assert d2["keep_score"] == pytest.approx(float(sc["keep_score"][1]), abs=1e-6)
     assert d2["url"] == "https://a.example/2"
     if category_module() is not None:
         assert d2["category_model"] and 0 <= d2["category"] < 200 and d2["category_name"]

@@ -176,3 +176,26 @@ def test_annotations_read_in_file_order_and_bad_json_names_the_line(tmp_path):
     (tmp_path / "batch-02.jsonl").write_text('{"id": "c"}\n{not json\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"batch-02.jsonl:2"):
         evalset.read_annotations([tmp_path / "batch-02.jsonl"])
+
+
+def test_bench_filter_decisions_record_each_model_alone_and_the_first_reason():
+    """bench.filters' filter decision with precomputed scores: the keep score applies per language
+    (English threshold, Chinese score only), each model's violation is recorded on its own, the
+    reason is the first in the stage's order."""
+    from bench.filters import filter_decisions
+    from pipeline.config import load_config
+    from pipeline.filter.keepscore import KEEP_BELOW
+
+    fc = load_config(overrides=["filter.quality.threshold_by_lang={en: 0.5, zh: 0.2}",
+                                "filter.keep.threshold_by_lang={en: 0.4, zh: null}"]).filter
+    recs = [{"id": i, "lang": lg} for i, lg in (("a", "en"), ("b", "en"), ("c", "zh"), ("d", "en"))]
+    clean = {i: {"text": "some text"} for i in "abcd"}
+    scores = [{"text_clean": "t", "lines_removed": 0, "quality": 0.3, "keep_score": 0.1},   # both fire
+              {"text_clean": "t", "lines_removed": 0, "quality": 0.9, "keep_score": 0.39},  # keep only
+              {"text_clean": "t", "lines_removed": 0, "quality": 0.9, "keep_score": 0.01},  # zh: score only
+              {"text_clean": "t", "lines_removed": 0, "quality": 0.9, "keep_score": None}]  # no score
+    out = filter_decisions(recs, clean, fc, scores=scores)
+    assert out["a"]["reason"] == QUALITY_BELOW and out["a"]["violations"] == [QUALITY_BELOW, KEEP_BELOW]
+    assert out["b"]["reason"] == KEEP_BELOW and out["b"]["violations"] == [KEEP_BELOW]
+    assert out["c"]["reason"] is None and out["c"]["violations"] == []
+    assert out["d"]["reason"] is None

@@ -37,7 +37,11 @@ SCORE_FIELDS = [
     ("category", "int"),
     ("category_name", "string"),
     ("category_prob", "float"),
+    ("keep_score", "float"),
 ]
+# The clean stage's signal columns (udfs.clean.SIGNAL_PREFIX + signal): the keep score reads them when
+# the input has them and recomputes them from the text otherwise (same values: see keepscore).
+SIGNAL_PREFIX = "h_"
 # Names of the score columns that make_score_batches appends (prefixed: the input may already hold
 # columns of these names from an earlier filter run; the job renames them when it assembles its output).
 SCORE_PREFIX = "_s_"
@@ -71,9 +75,15 @@ class ScoreSpec:
     category_model: str | None
     category_enabled: bool
     category_batch: tuple[int, int]
+    keep_model: str | None = None
+    heuristics: Any = None  # pipeline.clean.heuristics.HeuristicParams: recomputing signals for the keep score
 
     @staticmethod
-    def from_config(fc: Any) -> ScoreSpec:
+    def from_config(fc: Any, clean_cfg: Any = None) -> ScoreSpec:
+        """``fc``: ``cfg.filter``; ``clean_cfg``: ``cfg.clean`` (how the keep score recomputes the clean
+        signals of an input without ``h_*`` columns; None: the clean defaults)."""
+        from pipeline.clean.heuristics import HeuristicParams
+
         return ScoreSpec(
             device=fc.device,
             clutter_model=fc.clutter.model if fc.clutter.enabled else None,
@@ -85,6 +95,8 @@ class ScoreSpec:
             category_model=fc.category.model,
             category_enabled=fc.category.enabled,
             category_batch=(fc.category.batch_docs_cpu, fc.category.batch_docs_gpu),
+            keep_model=fc.keep.model if fc.keep.enabled else None,
+            heuristics=HeuristicParams.from_config(clean_cfg) if clean_cfg is not None else HeuristicParams(),
         )
 
 
@@ -92,8 +104,11 @@ def _pick(batch: tuple[int, int], device: str) -> int:
     return batch[1] if device.startswith("cuda") else batch[0]
 
 
-def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, device: str) -> pd.DataFrame:
-    """Clean, then score a batch of documents (plain Python; the UDF body). Rows match ``texts``."""
+def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, device: str,
+                signals: list[dict | None] | None = None) -> pd.DataFrame:
+    """Clean, then score a batch of documents (plain Python; the UDF body). Rows match ``texts``.
+    ``signals``: each document's clean-stage signals (the ``h_*`` columns) for the keep score; a
+    missing entry is recomputed from the text."""
     from models import clutter, quality
     from models.common import get_or_load
 
@@ -136,6 +151,22 @@ def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, devi
     out["category"] = cat
     out["category_name"] = cat_name
     out["category_prob"] = cat_prob
+    keep = np.full(n, np.nan, dtype=np.float32)
+    if spec.keep_model is not None and nonempty:
+        from pipeline.clean.heuristics import HeuristicParams, score_document
+        from pipeline.filter import keepscore
+
+        km = get_or_load(("keep", spec.keep_model), lambda: keepscore.load(spec.keep_model))
+        params = spec.heuristics or HeuristicParams()
+        rows = []
+        for i in nonempty:
+            sig = signals[i] if signals is not None and signals[i] is not None else None
+            if sig is None:
+                sig = score_document(texts[i], langs[i], params)[1]
+            rows.append(keepscore.feature_vector(sig, clean[i], None if np.isnan(q[i]) else float(q[i]),
+                                                 int(removed[i]), keepscore.nonempty_lines(texts[i])))
+        keep[nonempty] = km.score(np.vstack(rows))
+    out["keep_score"] = keep
     return out
 
 
@@ -162,6 +193,17 @@ def _texts_langs(batch, text_col: str, lang_col: str | None) -> tuple[list[str],
     return texts, langs
 
 
+def _signals(batch) -> list[dict | None] | None:
+    """The clean stage's signals of each row (``h_*`` columns), or None when the batch lacks any of them."""
+    from pipeline.clean.heuristics import SIGNALS
+
+    names = set(batch.schema.names)
+    if not all(SIGNAL_PREFIX + s in names for s in SIGNALS):
+        return None
+    cols = {s: batch.column(SIGNAL_PREFIX + s).to_pylist() for s in SIGNALS}
+    return [{s: cols[s][i] for s in SIGNALS} for i in range(batch.num_rows)]
+
+
 ArrowBatches = Callable[[Iterator[Any]], Iterator[Any]]  # pyarrow.RecordBatch iterator -> iterator
 
 
@@ -181,7 +223,7 @@ def make_score_batches(spec: ScoreSpec, text_col: str = "text", lang_col: str | 
             # spark.sql.execution.arrow.useLargeVarTypes), so the batch matches the declared schema.
             types["string"] = batch.schema.field(text_col).type
             texts, langs = _texts_langs(batch, text_col, lang_col)
-            scored = score_texts(texts, langs, spec, device)
+            scored = score_texts(texts, langs, spec, device, _signals(batch) if spec.keep_model else None)
             # from_pandas: NaN (no score for an empty document) and pd.NA become Arrow nulls, as in
             # Spark's own pandas -> Arrow conversion.
             cols = [pa.array(scored[n], type=types[t], from_pandas=True) for n, t in SCORE_FIELDS]

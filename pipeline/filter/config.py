@@ -35,6 +35,18 @@ class QualitySection:
 
 
 @dataclasses.dataclass
+class KeepSection:
+    """Keep score (``pipeline.filter.keepscore``, artifact ``models/keep``): documents scoring below the
+    threshold of their language are dropped; a null threshold only scores."""
+
+    enabled: bool = True
+    model: str = "models/keep"
+    threshold: float | None = None
+    # Per-language thresholds (lid.176 codes) override ``threshold``; null = score only for that language.
+    threshold_by_lang: dict[str, float | None] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class CategorySection:
     """200-class category model (``models/category``): scores only, no threshold here."""
 
@@ -56,6 +68,7 @@ class FilterConfig:
     clutter: ClutterSection = dataclasses.field(default_factory=ClutterSection)
     quality: QualitySection = dataclasses.field(default_factory=QualitySection)
     category: CategorySection = dataclasses.field(default_factory=CategorySection)
+    keep: KeepSection = dataclasses.field(default_factory=KeepSection)
 
     def validate(self) -> None:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
@@ -67,6 +80,10 @@ class FilterConfig:
                 if not 0.0 <= t <= 1.0:
                     key = f"filter.{name}.threshold" + (f"_by_lang.{lang}" if lang else "")
                     raise ValueError(f"{key}={t} must lie in [0, 1]")
+        for lang, t in {"": self.keep.threshold, **self.keep.threshold_by_lang}.items():
+            if t is not None and not 0.0 <= t <= 1.0:
+                key = "filter.keep.threshold" + (f"_by_lang.{lang}" if lang else "")
+                raise ValueError(f"{key}={t} must lie in [0, 1] (or null: score only)")
         sizes = {
             "filter.clutter.batch_lines_cpu": self.clutter.batch_lines_cpu,
             "filter.clutter.batch_lines_gpu": self.clutter.batch_lines_gpu,
@@ -88,3 +105,11 @@ class FilterConfig:
 
 def lang_threshold(default: float, by_lang: dict[str, float], lang: str | None) -> float:
     return by_lang.get(lang or "", default)
+
+
+def keep_threshold(fk: KeepSection, lang: str | None) -> float | None:
+    """The keep-score threshold of documents in ``lang`` (None: never dropped by the keep score)."""
+    if not fk.enabled:
+        return None
+    key = lang or ""
+    return fk.threshold_by_lang[key] if key in fk.threshold_by_lang else fk.threshold

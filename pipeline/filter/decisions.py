@@ -4,7 +4,9 @@ expressions in :mod:`jobs.filter`; ``tests/test_filter_decisions.py`` checks bot
 Order: a row without text (``error_filter_null_text``), then no line left after clutter removal
 (:data:`~pipeline.filter.clutter.CLUTTER_EMPTY`), then a quality score below the document language's
 threshold (:data:`~pipeline.filter.quality.QUALITY_BELOW`; ``filter.quality.threshold_by_lang``
-overrides ``filter.quality.threshold``). A missing score (quality model off) never drops.
+overrides ``filter.quality.threshold``), then a keep score below the language's keep threshold
+(:data:`~pipeline.filter.keepscore.KEEP_BELOW`; a null threshold only scores). A missing score (model
+off) never drops.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 
 from pipeline.filter.clutter import CLUTTER_EMPTY
 from pipeline.filter.config import lang_threshold
+from pipeline.filter.keepscore import KEEP_BELOW
 from pipeline.filter.quality import QUALITY_BELOW
 
 NULL_TEXT = "error_filter_null_text"
@@ -25,6 +28,8 @@ def filter_reason(
     lang: str | None,
     threshold: float,
     threshold_by_lang: dict[str, float] | None = None,
+    keep_score: float | None = None,
+    keep_threshold: float | None = None,
 ) -> str | None:
     """The filter stage's drop reason of one document, or None when it is kept."""
     if text is None:
@@ -34,4 +39,7 @@ def filter_reason(
     if quality_score is not None and not math.isnan(quality_score):
         if quality_score < lang_threshold(threshold, threshold_by_lang or {}, lang):
             return QUALITY_BELOW
+    if keep_threshold is not None and keep_score is not None and not math.isnan(keep_score):
+        if keep_score < keep_threshold:
+            return KEEP_BELOW
     return None

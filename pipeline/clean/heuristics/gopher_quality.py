@@ -5,7 +5,9 @@ Signals only; the bounds live in ``conf/defaults/clean.yaml``. English threshold
 50 <= words <= 100,000; 3 <= mean word length <= 10; hash and ellipsis symbol-to-word ratios
 <= 0.1; <= 90% of lines starting with a bullet; <= 30% of lines ending with an ellipsis;
 >= 80% of words with an alphabetic character; >= 2 stop words present.
-For Chinese the words are jieba tokens and the length rule counts characters instead.
+For Chinese the words are jieba tokens holding a letter or digit (punctuation tokens are not words, so
+the alphabetic-word fraction means what it means for English: the share of words that are not numbers
+or symbols) and the length rule counts characters instead.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ def quality_signals(
     n_hash = text.count("#")
     n_ellipsis = text.count("...") + text.count("…")
     stop = float(len(set(words) & stopwords)) if stopwords else None  # no list: rule not applied
-    if cjk:
-        n_alpha = sum(1 for t in toks if _ALPHA.search(t))
+    if cjk:  # Gopher counts words: jieba's punctuation tokens are not words (CJK characters are letters)
+        n_alpha = sum(1 for t in counted if _ALPHA.search(t))
     else:
         n_alpha = len(_ALPHA_TOKEN.findall(text))
     return {
@@ -87,7 +89,7 @@ def quality_signals(
         "ellipsis_ratio": n_ellipsis / n_words if n_words else 0.0,
         "bullet_line_frac": sum(ln.startswith(BULLETS) for ln in lines) / n_lines if n_lines else 0.0,
         "ellipsis_line_frac": sum(ln.endswith(ELLIPSES) for ln in lines) / n_lines if n_lines else 0.0,
-        # Gopher: words "with at least one alphabetic character"; for jieba, over all tokens.
-        "alpha_word_frac": n_alpha / len(toks) if toks else 0.0,
+        # Gopher: words "with at least one alphabetic character"; for jieba, over the word tokens.
+        "alpha_word_frac": (n_alpha / n_words if n_words else 0.0) if cjk else (n_alpha / len(toks) if toks else 0.0),
         "stop_words": stop,
     }
