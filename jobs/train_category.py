@@ -44,11 +44,14 @@ TEMPERATURE_GRID = tuple(round(0.25 * 1.25**i, 4) for i in range(16))  # 0.25 ..
 
 DEFAULTS = {
     "num_buckets": 1 << 17,
-    "dim": 32,
+    "dim": 0,  # hashed n-gram bag (0 = off)
+    "piece_dim": 256,  # pretrained WordLlama piece bag (0 = off)
+    "piece_scale": 0.3,
+    "sparse": 1,  # sparse Adam for the bags (1) or dense Adam over every row (0)
     "max_chars": 4000,
     "max_features": 4096,
-    "epochs": 15,
-    "lr": 0.02,
+    "epochs": 10,
+    "lr": 0.01,
     "batch_size": 32,
     "weight_decay": 0.0,
     "seed": 1234,
@@ -96,6 +99,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "dev split trains (tune sites choose beta), their test split is only reported; pages of test sites "
         "are never trained on, not even with weak labels",
     )
+    p.add_argument(
+        "--extra-labels",
+        default=None,
+        help="with --labels: data/labels/category_extra.jsonl, annotator labels of gold texts (dev-split rows train; "
+        "texts rebuilt from ../shared/data; pages overlapping a test page are never used)",
+    )
+    p.add_argument(
+        "--synthetic",
+        default=None,
+        help="data/labels/synthetic_category.jsonl: written example documents {leaf, lang, genre, text} per leaf "
+        "(guideline data/labels/SYNTHETIC_GUIDELINE.md); they train, never evaluate",
+    )
+    p.add_argument("--synthetic-weight", type=float, default=4.0, help="weight of a written example document")
+    p.add_argument(
+        "--prior-chars",
+        type=int,
+        default=2000,
+        help="characters of each text the keyword prior reads (its Python matching is most of the inference "
+        "time; on the tune sites 1,000-4,000 give the same accuracy)",
+    )
     p.add_argument("--label-weight", type=float, default=4.0, help="weight of an annotator label vs a weak one")
     p.add_argument("--alt-weight", type=float, default=0.5, help="weight of each accepted alternative (x label weight)")
     p.add_argument("--tune-percent", type=int, default=30, help="dev sites held out of training to choose beta")
@@ -116,8 +139,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.labels and args.eval_labels:
         p.error("give --labels or --eval-labels, not both")
+    if args.extra_labels and not args.labels:
+        p.error("--extra-labels needs --labels (its rows join the dev split of the annotator labels)")
     if not args.evaluate and not args.out:
         p.error("--out is required unless --evaluate MODEL")
+    if args.prior_chars <= 0:
+        p.error("--prior-chars must be > 0")
     if not 0.0 <= args.holdout < 1.0:
         p.error("--holdout must be in [0, 1)")
     if args.keyword_prior != "auto":
@@ -294,6 +321,30 @@ def fit_temperature(logits: np.ndarray, gold: list[int]) -> float:
     return best
 
 
+def network_description(cfg: dict) -> str:
+    """One paragraph of the model card: the network's inputs, layers and training."""
+    bags = []
+    if cfg.get("dim"):
+        bags.append(
+            f"hashed word uni/bigrams, 5-char word prefixes and CJK character uni/bigrams -> {cfg['num_buckets']} "
+            f"buckets -> EmbeddingBag(mean, dim {cfg['dim']})"
+        )
+    if cfg.get("piece_dim"):
+        bags.append(
+            f"WordLlama pieces of the same words ({cfg.get('piece_source', 'wordllama')}; at most 4 pieces a word) "
+            f"-> EmbeddingBag(mean, dim {cfg['piece_dim']}, initialised from the first {cfg['piece_dim']} "
+            f"columns of WordLlama's embeddings and fine-tuned) -> L2-normalised x {cfg.get('piece_scale', 1.0)} "
+            f"* sqrt({cfg['piece_dim']})"
+        )
+    opt = "sparse Adam for the bags, Adam for the linear layer" if cfg.get("sparse") else "Adam"
+    return (
+        f"Network over the first {cfg['max_chars']} characters: " + "; ".join(bags) + (" (concatenated)" if len(bags) > 1 else "")
+        + f" -> linear -> {cfg['num_classes']} leaves of `conf/taxonomy.yaml`. Weights float16 (safetensors). "
+        f"Deterministic training (seed {cfg['seed']}, one thread): {cfg['epochs']} epochs, {opt}, lr {cfg['lr']} "
+        f"decayed linearly, batch {cfg['batch_size']}, label smoothing 0.05."
+    )
+
+
 def write_weights(model, out: Path) -> str:
     """Write the weights (float16 safetensors); returns their sha256."""
     from safetensors.torch import save_file
@@ -345,18 +396,14 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         f"Date: {cfg['date']}. Written by `jobs/train_category.py` ({' '.join(data['command'])}).",
         "",
         "## Model",
-        f"fastText-style network: hashed word uni/bigrams, 5-char word prefixes and CJK character "
-        f"uni/bigrams of the first {cfg['max_chars']} characters -> {cfg['num_buckets']} buckets -> "
-        f"EmbeddingBag(mean, dim {cfg['dim']}) -> linear -> {cfg['num_classes']} leaves of "
-        "`conf/taxonomy.yaml`. Weights float16 (safetensors). Deterministic training (seed "
-        f"{cfg['seed']}, one thread): {cfg['epochs']} epochs of Adam, lr {cfg['lr']} decayed linearly, "
-        f"batch {cfg['batch_size']}, label smoothing 0.05.",
+        network_description(cfg),
         "",
         f"Keyword prior: final logits = (network logits + beta * log1p(keyword scores)) / temperature, with "
         f"beta = {kp.get('beta', 0.0)} ({data['beta_how']}) and temperature = {cfg.get('temperature', 1.0)} "
         f"({data.get('temperature_how') or 'fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on silver labels'}). "
-        "Keyword scores are the weak labeler's per-leaf scores of the text (English, "
-        "Chinese and German lists, stored in config.json; URL words are not used at inference).",
+        f"Keyword scores are the weak labeler's per-leaf scores of the first {kp.get('max_chars', cfg['max_chars'])} "
+        "characters of the text (English, Chinese and German lists, stored in config.json; URL words are not used "
+        "at inference).",
         "",
         "## Training data and labels",
         data["labels_how"],
@@ -365,6 +412,9 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         f"- labeled documents: {data['n_labeled']} ({data['n_train']} train, {data['n_holdout']} held out "
         f"by a hash of the URL); classes with at least one training document: {data['n_classes']}",
         f"- pseudo-documents from the taxonomy (names, descriptions, keywords): {data['n_seed']}",
+        *([f"- written example documents (`{data['synthetic']}`: {data['n_synthetic']} short page texts written for "
+           f"this taxonomy, 5 per leaf in English and in Chinese, not taken from any crawl), weight "
+           f"{data['synthetic_weight']}"] if data.get("n_synthetic") else []),
         f"- most frequent labels: {', '.join(f'{k} ({v})' for k, v in data['top_labels'])}",
         "",
         "## Metrics",
@@ -384,6 +434,17 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
     if metrics.get("beta_on_dev"):
         lines += ["", "Keyword-prior weight on the dev rows (top-1 / top-5): " + ", ".join(
             f"beta {b}: {v['top1']:.3f} / {v['top5']:.3f}" for b, v in metrics["beta_on_dev"].items())]
+    sa = metrics.get("second_annotator") or {}
+    if sa:
+        lines += ["", "Second annotator (test pages that a second annotator labelled independently, "
+                  "`--extra-labels` test rows): model top-1 against the first annotator's leaves / against "
+                  "either annotator's leaves; the second annotator's best leaf against the first annotator's "
+                  "leaves (a careful human on this metric); model errors the second annotator accepts:", "",
+                  "| rows | n | model top-1 | model top-1, either annotator | second annotator | model errors accepted by the second |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['n']} | {v['model_top1']:.3f} | {v['model_top1_either_annotator']:.3f} | "
+                  f"{v['second_annotator_best_accepted']:.3f} | {v['model_errors_second_annotator_accepts']} of "
+                  f"{v['model_errors']} |" for k, v in sa.items()]
     conf = (ev.get("test") or {}).get("confusions")
     if conf:
         lines += ["", "Most frequent confusions on the test rows (gold -> predicted):", ""]
@@ -394,8 +455,9 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         "Weak labels come from English and Chinese keyword lists (German for 75 common leaves) and URL "
         "words, so other languages reach the model mostly through URL words and shared names; rare "
         "leaves have few or no real training pages. The sample crawl has ~70 Chinese pages, about 40 of "
-        "them in the hand-labeled set, so Chinese predictions rest mostly on the keyword prior and the "
-        "taxonomy pseudo-documents, and the Chinese figures have wide error bars (n ~ 20 per split). "
+        "them in the hand-labeled set, so Chinese predictions rest on the keyword prior, the pretrained "
+        "pieces (the Llama-2 vocabulary covers common CJK characters, rarer ones fall back to bytes) and "
+        "the written Chinese examples, and the Chinese figures have wide error bars (43 test pages). "
         "Retrain on your own labels (`jobs/train_category.py --input labels.jsonl`) for production use.",
         "",
     ]
@@ -462,8 +524,104 @@ def labelled_corpus(args: argparse.Namespace, tax, log=print) -> tuple[list[dict
                 continue
             n["weak"] += 1
             train.append({**row, "category": wl.category, "weight": 1.0, "human": False})
+    if getattr(args, "extra_labels", None) and not args.evaluate:
+        train += extra_rows(args, tax, tune, test, n, log)
     log(f"labelled corpus: {dict(n)}; {len(train)} training rows, {len(tune)} tune rows, {len(test)} test rows")
+    args.corpus_counts = dict(n)
     return train, tune, test
+
+
+def extra_how(args: argparse.Namespace) -> str:
+    """The model card's sentence on ``--extra-labels`` (counts of :func:`extra_rows`)."""
+    if not args.extra_labels:
+        return ""
+    c = getattr(args, "corpus_counts", {})
+    return (
+        f" Also the second annotation of `{args.extra_labels}` (annotator labels of the gold main texts of the "
+        f"dev-site pages, rebuilt from ../shared/data): {c.get('extra', 0)} pages train from the start, "
+        f"{c.get('extra_refit_only', 0)} (texts of tune pages) only in the refit, {c.get('extra_overlaps_test', 0)} "
+        "left out because their text overlaps a test page; its test-split rows are only used for the "
+        "second-annotator figures."
+    )
+
+
+def second_annotator(pred, test: list[dict], extra_path: str, tax) -> dict:
+    """On the test pages that a second annotator also labelled (``--extra-labels`` test rows, matched by
+    URL), per language: the model's top-1 against the first annotator's accepted leaves (the usual
+    figure), against the union of both annotators' leaves, and the second annotator's best leaf against
+    the first's accepted leaves (how often a careful human "scores" on this metric); plus the share of
+    the model's errors that the second annotator accepts."""
+    from pipeline.category.extra_labels import read_extra
+
+    second = {}
+    for r in read_extra(extra_path):
+        if r["split"] == "test":
+            second[r["url"]] = [tax.id_of(c) for c in [r["category"], *r["category_alts"]]]
+    rows = [r for r in test if r["url"] in second]
+    top, _ = pred.predict_topk([r["text"] for r in rows], 1) if rows else (np.zeros((0, 1), np.int64), None)
+    out: dict = {}
+    for lang in ["all", *sorted({r["lang"] for r in rows})]:
+        idx = [i for i, r in enumerate(rows) if lang == "all" or r["lang"] == lang]
+        if not idx:
+            continue
+        n = len(idx)
+        a_ok = [int(top[i, 0]) in rows[i]["accepted"] for i in idx]
+        union_ok = [int(top[i, 0]) in set(rows[i]["accepted"]) | set(second[rows[i]["url"]]) for i in idx]
+        human = [second[rows[i]["url"]][0] in rows[i]["accepted"] for i in idx]
+        errs = [i for i, ok in zip(idx, a_ok) if not ok]
+        out[lang] = {
+            "n": n,
+            "model_top1": round(sum(a_ok) / n, 4),
+            "model_top1_either_annotator": round(sum(union_ok) / n, 4),
+            "second_annotator_best_accepted": round(sum(human) / n, 4),
+            "model_errors": len(errs),
+            "model_errors_second_annotator_accepts": sum(int(top[i, 0]) in second[rows[i]["url"]] for i in errs),
+        }
+    return out
+
+
+def read_synthetic(path: str, tax) -> list[tuple[str, int]]:
+    """(text, leaf id) of the written example documents; a bad line stops with its number."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if not (r.get("text") or "").strip():
+                raise ValueError(f"{path}:{i}: empty `text`")
+            try:
+                out.append((r["text"], tax.id_of(r["leaf"])))
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{path}:{i}: `leaf` must be an English leaf name of the taxonomy ({e})") from e
+    return out
+
+
+def extra_rows(args: argparse.Namespace, tax, tune: list[dict], test: list[dict], n: Counter, log=print) -> list[dict]:
+    """Training rows of ``--extra-labels`` (gold texts of dev-site pages, :mod:`pipeline.category.extra_labels`).
+
+    A page whose text overlaps a test row's text (:func:`~pipeline.category.extra_labels.overlapping`) is
+    never used; one overlapping a tune row is marked ``refit_only`` (kept out until beta and the
+    temperature are chosen). Weights as for ``--labels``."""
+    from pipeline.category.extra_labels import load_extra, overlapping
+
+    rows, dropped = load_extra(args.extra_labels)
+    for k, v in dropped.items():
+        n[f"extra_{k}"] += v
+    texts = [r["text"] for r in rows]
+    ov_test = overlapping(texts, [r["text"] for r in test])
+    ov_tune = overlapping(texts, [r["text"] for r in tune])
+    out: list[dict] = []
+    for r, in_test, in_tune in zip(rows, ov_test, ov_tune):
+        if in_test:
+            n["extra_overlaps_test"] += 1
+            continue
+        n["extra_refit_only" if in_tune else "extra"] += 1
+        for i, c in enumerate([r["category"], *r["category_alts"]]):
+            w = args.label_weight * (1.0 if i == 0 else args.alt_weight)
+            out.append({"text": r["text"], "url": r["url"], "lang": r["lang"], "category": tax.id_of(c),
+                        "weight": w, "human": True, "refit_only": in_tune})
+    return out
 
 
 def evaluate_accepted_rows(pred, rows: list[dict], tax) -> dict:
@@ -502,6 +660,8 @@ def _main(argv: list[str]) -> dict:
         _, tune, test = labelled_corpus(args, tax)
         pred = load(args.evaluate, "cpu", tax)
         res = {"model": pred.version, "eval": evaluate_accepted_rows(pred, tune + test, tax)}
+        if args.extra_labels:
+            res["second_annotator"] = second_annotator(pred, test, args.extra_labels, tax)
         print(json.dumps(res, indent=2, ensure_ascii=False))
         return res
     if args.evaluate:
@@ -522,9 +682,11 @@ def _main(argv: list[str]) -> dict:
         raise SystemExit(
             "no labeled documents: check --input (and the `category` column, or use --bootstrap)"
         )
-    train, hold = [], []
+    train, hold, refit_only = [], [], []
     for r in rows:
-        if r.get("human"):  # annotator labels all train; the temperature is fitted on weak labels
+        if r.get("refit_only"):
+            refit_only.append(r)
+        elif r.get("human"):  # annotator labels all train; the temperature is fitted on weak labels
             train.append(r)
         else:
             (hold if _unit_hash(r["url"] or r["text"], args.seed) < args.holdout else train).append(r)
@@ -538,22 +700,34 @@ def _main(argv: list[str]) -> dict:
         from pipeline.category.weak_labels import seed_documents
 
         seed_docs = seed_documents(tax, keywords)
-    texts = [r["text"] for r in train] + [t for t, _ in seed_docs]
-    labels = [r["category"] for r in train] + [c for _, c in seed_docs]
-    weights = [r.get("weight", 1.0) for r in train] + [1.0] * len(seed_docs)
+    synth = read_synthetic(args.synthetic, tax) if args.synthetic else []
+    texts = [r["text"] for r in train] + [t for t, _ in seed_docs] + [t for t, _ in synth]
+    labels = [r["category"] for r in train] + [c for _, c in seed_docs] + [c for _, c in synth]
+    weights = [r.get("weight", 1.0) for r in train] + [1.0] * len(seed_docs) + [args.synthetic_weight] * len(synth)
     cfg = {k: getattr(args, k) for k in DEFAULTS}
+    piece_init = None
+    if cfg["piece_dim"]:
+        from models.category.model import pretrained_pieces
+        from pipeline.category.features import wordllama_files
+
+        piece_init = pretrained_pieces()
+        if not 0 < cfg["piece_dim"] <= piece_init.shape[1]:
+            raise SystemExit(f"--piece-dim must be in 1..{piece_init.shape[1]} (or 0 = no pretrained pieces)")
+        cfg["pieces"] = int(piece_init.shape[0])
+        cfg["piece_source"] = "wordllama==0.4.0.post1 l2_supercat (Llama-2 tokenizer, 32,000 x 256)"
+        cfg["piece_tokenizer_sha1"] = hashlib.sha1(Path(wordllama_files()[0]).read_bytes()).hexdigest()
     cfg.update(
         name="category",
         num_classes=len(tax),
         labels=tax.names(),
         taxonomy_version=tax.version,
-        feature_version=1,
-        architecture="hashed-ngram EmbeddingBag(mean) + linear, plus keyword prior",
+        feature_version=2,
+        architecture="hashed-ngram and WordLlama-piece EmbeddingBags(mean) + linear, plus keyword prior",
         # the prior's keyword lists (URL words are not used at inference: the filter sees text only)
         keyword_prior={
             "beta": 1.0,  # placeholder until chosen below
             "cap": 3,
-            "max_chars": args.max_chars,
+            "max_chars": args.prior_chars,
             "keywords": {leaf: {k: v for k, v in langs.items() if k != "url"} for leaf, langs in keywords.items()},
         },
         temperature=1.0,
@@ -563,7 +737,7 @@ def _main(argv: list[str]) -> dict:
     )
     from models.category.model import train_model
 
-    model = train_model(texts, labels, cfg, sample_weights=weights)
+    model = train_model(texts, labels, cfg, sample_weights=weights, piece_init=piece_init)
     date = args.date or dt.datetime.now(dt.UTC).strftime("%Y%m%d")
     out = Path(args.out)
     sha = write_weights(model, out)
@@ -600,8 +774,12 @@ def _main(argv: list[str]) -> dict:
                 texts.append(r["text"])
                 labels.append(c)
                 weights.append(args.label_weight * (1.0 if i == 0 else args.alt_weight))
+        for r in refit_only:
+            texts.append(r["text"])
+            labels.append(r["category"])
+            weights.append(r["weight"])
         print(f"refit on {len(texts)} documents (tune rows added)")
-        model = train_model(texts, labels, cfg, sample_weights=weights)
+        model = train_model(texts, labels, cfg, sample_weights=weights, piece_init=piece_init)
         sha = write_weights(model, out)
         write_config(cfg, out, date, sha)
         ev_rows = [r for r in ev_rows if r["split"] != "dev"]
@@ -617,6 +795,9 @@ def _main(argv: list[str]) -> dict:
         metrics["eval_network_only"] = ev_fn(net_only, ev_rows, tax)
         if beta_table:
             metrics["beta_on_dev"] = beta_table
+        if args.extra_labels:
+            metrics["second_annotator"] = second_annotator(pred, [r for r in ev_rows if r["split"] == "test"],
+                                                           args.extra_labels, tax)
     cfg_written = json.loads((out / "config.json").read_text(encoding="utf-8"))
     cfg_written["metrics"] = metrics
     (out / "config.json").write_text(
@@ -640,6 +821,7 @@ def _main(argv: list[str]) -> dict:
             "held out to choose beta and the temperature"
             + ("; the model is then retrained on all dev sites (tune sites included)" if refit else "")
             + "; no page of a test site is trained on. Texts: stage 1 re-run on the WARC inputs."
+            + extra_how(args)
             if args.labels
             else ""
         ),
@@ -647,6 +829,9 @@ def _main(argv: list[str]) -> dict:
         "n_train": len(train),
         "n_holdout": len(hold),
         "n_seed": len(seed_docs),
+        "n_synthetic": len(synth),
+        "synthetic": args.synthetic,
+        "synthetic_weight": args.synthetic_weight,
         "n_classes": len({r["category"] for r in train}),
         "top_labels": [(tax.leaves[c].en, n) for c, n in Counter(r["category"] for r in rows).most_common(8)],
         "holdout_kind": "silver labels" if args.bootstrap else "given labels",

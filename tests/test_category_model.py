@@ -154,7 +154,9 @@ def _with_chinese_eval(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_keyword_prior_chosen_on_dev_rows_carries_chinese(tmp_path):
     f, ev, kw = _with_chinese_eval(tmp_path)
-    common = ["--input", str(f), "--exclude-urls", str(ev), "--eval-labels", str(ev), "--keywords", str(kw)]
+    # hashed n-grams only: the pretrained pieces would carry these Chinese words without the prior
+    common = ["--input", str(f), "--exclude-urls", str(ev), "--eval-labels", str(ev), "--keywords", str(kw),
+              "--piece-dim", "0"]
     res = train_main([*common, "--out", str(tmp_path / "m"), "--holdout", "0.2", *SMALL])
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["keyword_prior"]["beta"] > 0  # chosen on the two dev rows

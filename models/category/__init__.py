@@ -6,6 +6,11 @@
     top_ids, top_probs = pred.predict_topk(texts, 5)
     pred.version                          # e.g. "category-20261128-3f2a9c1d", recorded per row
 
+Pretrained pieces (``config["piece_dim"] > 0``): the network also averages fine-tuned WordLlama token
+embeddings (``models/category/model.py``); the artifact stores the fine-tuned table, and only the
+tokenizer is read from the installed ``wordllama`` package (pinned in requirements.txt; nothing is
+downloaded). ``config["piece_tokenizer_sha1"]`` must match that tokenizer file, else loading stops.
+
 A model folder holds ``model.safetensors`` (float16 weights), ``config.json`` (hyper-parameters,
 feature settings, label names, version, metrics, keyword prior) and ``MODEL_CARD.md``;
 ``jobs/train_category.py`` writes new ones. Features are computed on the CPU; the EmbeddingBag + linear
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.category.model import FastTextClassifier, featurize
+from models.category.model import FastTextClassifier, build_model, featurize
 from pipeline.category.taxonomy import Taxonomy, load_taxonomy
 from pipeline.category.weak_labels import WeakLabelConfig, WeakLabeler
 from pipeline.config import REPO_ROOT
@@ -80,10 +85,9 @@ class CategoryPredictor:
         """float32 [N, C] logits of the network alone (no keyword prior, no temperature)."""
         out = []
         for i in range(0, len(texts), batch_size):
-            ids, offs = featurize(texts[i : i + batch_size], self.config)
-            t_ids = torch.from_numpy(ids).to(self.device, non_blocking=True)
-            t_offs = torch.from_numpy(offs).to(self.device, non_blocking=True)
-            out.append(self.model(t_ids, t_offs).float().cpu().numpy())
+            feats = featurize(texts[i : i + batch_size], self.config)
+            t = [torch.from_numpy(a).to(self.device, non_blocking=True) for a in feats]
+            out.append(self.model(*t).float().cpu().numpy())
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out)
@@ -113,6 +117,21 @@ class CategoryPredictor:
         return top[:, 0], p[:, 0]
 
 
+def check_piece_tokenizer(config: dict, where: Path | str = "") -> None:
+    """Stop when the installed WordLlama tokenizer is not the one the model was trained with."""
+    import hashlib
+
+    from pipeline.category.features import wordllama_files
+
+    want = config.get("piece_tokenizer_sha1")
+    got = hashlib.sha1(Path(wordllama_files()[0]).read_bytes()).hexdigest()
+    if want != got:
+        raise ValueError(
+            f"model {where} was trained with WordLlama tokenizer {want}, the installed one is {got}: "
+            "install the version pinned in requirements.txt (wordllama==0.4.0.post1) or retrain"
+        )
+
+
 def load(
     path: str | Path | None = None, device: str = "cpu", taxonomy: Taxonomy | None = None
 ) -> CategoryPredictor:
@@ -131,13 +150,15 @@ def load(
             "train one with `python -m jobs.train_category` or pass models/category"
         )
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if config.get("piece_dim"):
+        check_piece_tokenizer(config, d)
     tax = taxonomy or load_taxonomy(None)
     if config["labels"] != tax.names():
         raise ValueError(
             f"model {d} was trained on other labels than taxonomy {tax.path} "
             f"({len(config['labels'])} vs {len(tax)} leaves); retrain it or use its taxonomy"
         )
-    model = FastTextClassifier(config["num_buckets"], config["dim"], config["num_classes"])
+    model = build_model({**config, "sparse": False})
     state = {k: v.float() for k, v in load_file(str(w_path)).items()}
     model.load_state_dict(state)
     return CategoryPredictor(model, config, device, tax)

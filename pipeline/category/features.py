@@ -47,7 +47,11 @@ def tokens(text: str, max_chars: int = 4000) -> list[str]:
 
 def feature_ids(text: str, num_buckets: int, max_chars: int = 4000, max_features: int = 4096) -> np.ndarray:
     """Bucket ids (int64) of ``text``: unigrams, then bigrams, then prefixes; at most ``max_features``."""
-    toks = tokens(text, max_chars)
+    return token_feature_ids(tokens(text, max_chars), num_buckets, max_features)
+
+
+def token_feature_ids(toks: list[str], num_buckets: int, max_features: int = 4096) -> np.ndarray:
+    """:func:`feature_ids` of an already tokenized text."""
     if not toks:
         return np.zeros(0, dtype=np.int64)
     cache = _CACHE
@@ -79,3 +83,71 @@ def batch_features(
         offsets[1:] = np.cumsum(lengths)[:-1]
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return ids, offsets
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pretrained sub-word pieces (WordLlama static token embeddings, Miller 2024, MIT; the `wordllama` wheel
+# ships its Llama-2 tokenizer and a 32,000 x 256 embedding table trained with Matryoshka truncation).
+# Each lower-cased word of :func:`tokens` is encoded once per process (cached) into at most 4 piece ids,
+# packed as 16-bit fields of one uint64, so a document's pieces come from the same token list as the
+# hashed n-grams at the cost of a dict lookup per token. Digit runs and the bare word-start piece are
+# left out (they carry no topic).
+
+PIECE_SLOTS = 4
+
+
+def wordllama_files() -> tuple[str, str]:
+    """Paths of the tokenizer and the 256-dim embedding table inside the installed ``wordllama`` wheel.
+
+    Nothing is downloaded: a missing package or file raises with the pip command to fix it."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("wordllama")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the category model needs the `wordllama` package: pip install 'wordllama==0.4.0.post1'")
+    root = Path(list(spec.submodule_search_locations)[0])
+    tok = root / "tokenizers" / "l2_supercat_tokenizer_config.json"
+    emb = root / "weights" / "l2_supercat_256.safetensors"
+    for p in (tok, emb):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} is missing from the installed wordllama; reinstall 'wordllama==0.4.0.post1'")
+    return str(tok), str(emb)
+
+
+class PieceEncoder:
+    """Lower-cased word -> up to :data:`PIECE_SLOTS` WordLlama piece ids (+1, so 0 means empty)."""
+
+    def __init__(self, tokenizer_path: str | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(tokenizer_path or wordllama_files()[0])
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.vocab_size = self.tokenizer.get_vocab_size()
+        self._skip = {self.tokenizer.token_to_id("\u2581")}
+        self._cache: dict[str, int] = {}
+
+    def _pack(self, words: list[str]) -> None:
+        for w, enc in zip(words, self.tokenizer.encode_batch(words, add_special_tokens=False)):
+            v = 0
+            if not w.isdigit():
+                ids = [i for i in enc.ids if i not in self._skip][:PIECE_SLOTS]
+                for k, i in enumerate(ids):
+                    v |= (i + 1) << (16 * k)
+            self._cache[w] = v
+
+    def piece_ids(self, toks: list[str]) -> np.ndarray:
+        """int64 piece ids (0-based) of the tokens, in order; empty words contribute none."""
+        if not toks:
+            return np.zeros(0, dtype=np.int64)
+        cache = self._cache
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
+        missing = sorted(set(toks).difference(cache))
+        if missing:
+            self._pack(missing)
+        packed = np.fromiter(map(cache.__getitem__, toks), dtype=np.uint64, count=len(toks))
+        fields = packed.view(np.uint16).reshape(-1, PIECE_SLOTS).astype(np.int64)  # little-endian slots
+        flat = fields.ravel()
+        return flat[flat > 0] - 1
