@@ -418,6 +418,20 @@ def open_parquet(path: str):
     return pq.ParquetFile(storage.open_input(path))
 
 
+def spark_readable(schema):
+    """``schema`` with the types Spark's Parquet reader accepts: timestamps in microseconds (Spark's
+    own INT96 files read as nanoseconds in pyarrow) with a time zone (UTC for naive INT96 ones)."""
+    import pyarrow as pa
+
+    fields = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_timestamp(t) and (t.unit != "us" or t.tz is None):
+            t = pa.timestamp("us", tz=t.tz or "UTC")
+        fields.append(f.with_type(t))
+    return pa.schema(fields)
+
+
 def conform(batch, schema):
     """``batch`` with the columns of ``schema``, in its order and types (a cast where they differ)."""
     import pyarrow as pa
@@ -724,9 +738,11 @@ class StageContext:
             raise ValueError(f"{self.stage}.num_files={num_files} must be >= 1 (or null: one per input file)")
         return InputLayout(files, parts)
 
-    def input_schema(self, layout: InputLayout):
-        """The Arrow schema of the input files (the first file's; every task checks its own)."""
-        return open_parquet(layout.files[0]).schema_arrow.remove_metadata()
+    def input_schema(self, layout: InputLayout, raw: bool = False):
+        """The Arrow schema of the input files (the first file's; every task checks its own), in the
+        types an output may carry (:func:`spark_readable`; ``raw``: as the files have it)."""
+        schema = open_parquet(layout.files[0]).schema_arrow.remove_metadata()
+        return schema if raw else spark_readable(schema)
 
     def read_rows(self, layout: InputLayout, columns: list[str], fn, schema, batch_rows: int = 1024):
         """DataFrame ``fn`` makes of each input file's ``columns`` + ``file_idx``/``row_idx`` (int),
@@ -752,7 +768,7 @@ class StageContext:
             fs.mkdirs(folder)
         task = PartTask(
             layout, transform,
-            self.input_schema(layout).serialize().to_pybytes(),
+            self.input_schema(layout, raw=True).serialize().to_pybytes(),
             pa.schema(out_schema).serialize().to_pybytes(),
             fs.qualify(self.staging),
             fs.qualify(self.path("_dropped")) if self.keep_dropped else None,
