@@ -36,7 +36,8 @@ WORK = "_work_clean"
 def line_dedup_deletions(ctx: StageContext, layout):
     """DataFrame (file_idx, row_idx, del_idx: array<int>) of the line occurrences to delete, by the
     document's place in the input layout; writes the merged line-count table to
-    ``OUT/_line_counts`` and its figures to ``stats.extra``."""
+    ``OUT/_line_counts`` and its figures to ``stats.extra`` (the deletions are counted by the write
+    pass, :class:`ScoreTransform`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -70,11 +71,6 @@ def line_dedup_deletions(ctx: StageContext, layout):
     w = Window.partitionBy("line_hash").orderBy(F.asc_nulls_last("fetch_time"), "doc_id", "line_idx")
     ranked = occ.withColumn("rank", F.row_number().over(w))
     deleted = ranked.filter(F.col("prev") + F.col("rank") > ld.max_occurrences)
-    deleted_path = work + "/deleted"
-    deleted.select("doc_id", "file_idx", "row_idx", "line_idx", "line_hash", "rank", "line").write.mode("overwrite").parquet(
-        deleted_path
-    )
-    deleted = ctx.spark.read.parquet(deleted_path)
 
     table = merged.select("line_hash", "count")
     if ld.store_examples:
@@ -92,13 +88,10 @@ def line_dedup_deletions(ctx: StageContext, layout):
         F.sum(F.col("count") - F.col("prev")).alias("candidate_lines"),
         F.sum(F.when(F.col("count") > ld.max_occurrences, 1).otherwise(0)).alias("lines_over_limit"),
     ).first()
-    dfig = deleted.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("doc_id").alias("docs")).first()
     ctx.stats.extra["line_dedup"] = {
         "candidate_lines": int(figures["candidate_lines"] or 0),
         "distinct_lines": int(figures["distinct_lines"] or 0),
         "lines_over_limit": int(figures["lines_over_limit"] or 0),
-        "lines_deleted": int(dfig["n"] or 0),
-        "documents_touched": int(dfig["docs"] or 0),
         "previous_counts": prev_path,
     }
     return deleted.groupBy("file_idx", "row_idx").agg(F.collect_list("line_idx").alias("del_idx"))
@@ -130,12 +123,19 @@ def _partitions(ctx: StageContext) -> int:
 
 class ScoreTransform:
     """One Arrow batch (+ ``del_idx``, the line-dedup deletions) -> the scored batch of
-    :func:`udfs.clean.score_fn` (text without the deleted lines and C4 lines, signals, reason)."""
+    :func:`udfs.clean.score_fn` (text without the deleted lines and C4 lines, signals, reason);
+    counts ``lines_deleted`` and ``documents_touched`` into the part's totals."""
 
     def __init__(self, fn):
         self.fn = fn
 
     def __call__(self, batch, totals: dict[str, float]):
+        import pyarrow.compute as pc
+
+        if "del_idx" in batch.schema.names:
+            dels = batch.column("del_idx")
+            totals["lines_deleted"] = totals.get("lines_deleted", 0) + (pc.sum(pc.list_value_length(dels)).as_py() or 0)
+            totals["documents_touched"] = totals.get("documents_touched", 0) + len(dels) - dels.null_count
         return next(self.fn(iter([batch])))
 
 
@@ -168,8 +168,12 @@ def run(ctx: StageContext) -> None:
     fn = score_fn(HeuristicParams.from_config(c), c.bounds_for, from_arrow_schema(out_schema))
     try:
         side = line_dedup_deletions(ctx, layout) if c.line_dedup.enabled else None
-        ctx.write_parts(layout, ScoreTransform(fn), out_schema, side=side,
-                        side_cols=("del_idx",) if side is not None else ())
+        totals = ctx.write_parts(layout, ScoreTransform(fn), out_schema, side=side,
+                                 side_cols=("del_idx",) if side is not None else ())
+        if side is not None:
+            ctx.stats.extra["line_dedup"].update(
+                {k: int(totals.get(k, 0)) for k in ("lines_deleted", "documents_touched")}
+            )
     finally:
         ctx.fs.delete(ctx.work_path(WORK))
 

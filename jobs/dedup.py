@@ -120,7 +120,8 @@ def with_nid(inner):
 class ClusterTransform:
     """One Arrow batch + its side columns (``dup_cluster_id``, ``dup_size``: null for a document in
     no cluster) -> the input columns + ``dup_cluster`` (the survivor's doc_id, itself when alone),
-    ``dup_cluster_size`` and ``drop_reason`` (``minhash_duplicate`` for all but the survivor)."""
+    ``dup_cluster_size`` and ``drop_reason`` (``minhash_duplicate`` for all but the survivor);
+    counts ``documents_in_clusters`` and ``clusters`` (their survivors) into the part's totals."""
 
     def __init__(self, out_names: list[str]):
         self.out_names = out_names
@@ -130,6 +131,11 @@ class ClusterTransform:
         import pyarrow.compute as pc
 
         doc = batch.column("doc_id")
+        size = batch.column("dup_size")
+        in_cluster = len(size) - size.null_count
+        survivors = pc.sum(pc.equal(batch.column("dup_cluster_id"), doc).cast(pa.int64())).as_py() or 0
+        totals["documents_in_clusters"] = totals.get("documents_in_clusters", 0) + in_cluster
+        totals["clusters"] = totals.get("clusters", 0) + survivors
         cluster = pc.coalesce(batch.column("dup_cluster_id"), doc)
         cols = {n: batch.column(n) for n in batch.schema.names}
         cols["dup_cluster"] = cluster
@@ -237,15 +243,6 @@ def run(ctx: StageContext) -> None:
             F.col("best.doc_id").alias("dup_cluster_id"),
             F.col("size").cast("int").alias("dup_size"),
         )
-        clusters_path = work + "/clusters"
-        clusters.write.mode("overwrite").parquet(clusters_path)
-        clusters = ctx.spark.read.parquet(clusters_path)
-        fig = clusters.agg(F.countDistinct("dup_cluster_id").alias("c"), F.count(F.lit(1)).alias("n")).first()
-        extra["clusters"] = int(fig["c"] or 0)
-        extra["documents_in_clusters"] = int(fig["n"] or 0)
-        phase("survivors")
-        extra["phase_seconds"] = phases
-        ctx.stats.extra["minhash"] = extra
 
         side = clusters.select(
             F.shiftright("nid", 32).cast("int").alias("file_idx"),
@@ -259,9 +256,13 @@ def run(ctx: StageContext) -> None:
             + [pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int32()),
                pa.field("drop_reason", pa.string())]
         )
-        ctx.write_parts(layout, ClusterTransform(out_schema.names), out_schema, side=side,
-                        side_cols=("dup_cluster_id", "dup_size"))
-        phase("write")
+        totals = ctx.write_parts(layout, ClusterTransform(out_schema.names), out_schema, side=side,
+                                 side_cols=("dup_cluster_id", "dup_size"))
+        extra["clusters"] = int(totals.get("clusters", 0))
+        extra["documents_in_clusters"] = int(totals.get("documents_in_clusters", 0))
+        phase("survivors_and_write")
+        extra["phase_seconds"] = phases
+        ctx.stats.extra["minhash"] = extra
     finally:
         ctx.fs.delete(work)
 

@@ -97,6 +97,9 @@ def test_dedup_job_planted_clusters(spark, tmp_path):
     assert all(len(v) == 1 for v in by_cluster.values())
     assert stats["dropped"] == {"minhash_duplicate": len(truth) - n_clusters}
     assert stats["minhash"]["cc_rounds"] >= 0 and stats["minhash"]["candidate_edges"] > 0
+    in_clusters = [d for d, (_, size) in ref.items() if size > 1]
+    assert stats["minhash"]["documents_in_clusters"] == len(in_clusters)
+    assert stats["minhash"]["clusters"] == len({ref[d][0] for d in in_clusters})
 
     # the same documents split and ordered otherwise -> the same rows (the layout follows the input)
     inp2 = write_table(spark, list(reversed(docs)), str(tmp_path / "in2"), parts=5)
