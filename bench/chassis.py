@@ -302,6 +302,32 @@ def measure(stage: str, scale: int, master: str, sets: list[str], base_input: Pa
     return r
 
 
+def table(out: dict[str, Any]) -> str:
+    """The figures of :func:`main` (or its ``--json`` file) as a Markdown table."""
+    lines = [
+        "| stage | records | job CPU-s | loop CPU-s | chassis | rec/CPU-s job | rec/CPU-s loop | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in out["stages"]:
+        for r in (row["small"], row["big"]):
+            if not r:
+                continue
+            j, lp = r["job"], r["loop"]
+            lines.append(
+                f"| {r['stage']} x{r['scale']} | {r['records']:,} | {j['cpu_s']:.1f} | {lp['cpu_s']:.1f} | "
+                f"{100 * r['chassis']:.0f}% | {r['records'] / j['cpu_s']:.0f} | {lp['records'] / max(lp['cpu_s'], 1e-9):.0f} | "
+                f"{r['load_before'].split()[0]}-{r['load_after'].split()[0]} |"
+            )
+        m = row["small"].get("marginal")
+        if m:
+            share = "n/a (noise)" if m["chassis"] is None else f"{100 * m['chassis']:.0f}%"
+            lines.append(
+                f"| {row['small']['stage']} marginal | +{m['records']:,} | +{m['job_cpu_s']:.1f} | +{m['loop_cpu_s']:.1f} | "
+                f"{share} | | | |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="bench.chassis", description=__doc__.splitlines()[0])
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
@@ -335,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"chassis {'n/a' if m is None else f'{100 * m:.1f}%'}", flush=True)
         rows.append({"small": small, "big": big})
     out = {"master": a.master, "scale": a.scale, "stages": rows}
+    print(table(out))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=1, default=str), encoding="utf-8")
