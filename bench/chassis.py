@@ -239,8 +239,6 @@ def _loop_balance(cfg, recs):
 
 
 def _loop_tokenize(cfg, recs):
-    import xxhash  # noqa: F401 - the order keys' hash, imported before the clock
-
     from jobs.tokenize import SAMPLE_MAX_CHARS
     from pipeline.tokenize.shards import expand_documents
     from pipeline.tokenize.tokenizer import EOS_TOKEN, Encoder, info_from_tokenizer, load_tokenizer, train_bpe
