@@ -13,7 +13,10 @@ A stage module defines ``run(ctx: StageContext) -> None`` and ends with
   earlier key, then writes in place. Either way ``_SUCCESS`` is written last and holds the
   manifest (every file with its size); readers and resumed runs trust only a ``_SUCCESS``'d output
   and read exactly the files its manifest lists (docs/OBJECT_STORAGE.md);
-* writes ``_stats.json`` (counts add up, checked) and ``_config.json`` (the resolved config).
+* writes ``_stats.json`` (counts add up, checked) and ``_config.json`` (the resolved config);
+* writes the documents in the input's part layout (:class:`InputLayout`, :meth:`StageContext.write_parts`):
+  one task per output part reads its own input files with pyarrow, so documents are never shuffled
+  or persisted to be placed, and the per-reason counts come from that one pass.
 
 Paths go through :mod:`pipeline.storage` (local, ``file:``, ``s3://``/``s3a://``, ``https://``
 inputs) in Python on the driver and in the tasks: no JVM connector is needed. Other schemes
@@ -803,7 +806,9 @@ class StageContext:
         return totals
 
     def write_documents(self, df, num_files: int | None = None, sort_col: str = "doc_id") -> None:
-        """Write ``df`` (with a nullable ``drop_reason`` column) as the stage output.
+        """Write a DataFrame computed by Spark (with a nullable ``drop_reason`` column) as the stage
+        output, for outputs that do not follow an input layout (:meth:`write_parts` does for the
+        documents stages).
 
         Kept rows (null reason) go to the Parquet dataset, dropped rows to ``_dropped/`` when
         ``--keep-dropped``; the per-reason counts become the stats. Rows are hash-partitioned on
