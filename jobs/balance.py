@@ -2,12 +2,13 @@
 
     python -m jobs.balance --input OUT_filter --output OUT_balance [--set balance.temperature=0.5]
 
-Plan: (1) one ``groupBy`` of the category key (leaf id, or -1 for null / unknown ids) counts
-documents on the driver; (2) :func:`pipeline.balance.sampling.sample_weights` turns counts and weights
-into expected copies per document of each leaf; (3) a pandas UDF decides per document from a hash of
-``(seed, doc_id)``: kept with ``sample_weight`` (>= 1: copies for the tokenize stage) or dropped as
-``balance_downsampled``; (4) ``write_documents``; (5) the before/after distribution goes to
-``OUT/_balance.json``, the console and ``OUT/_balance.png``.
+Plan: (1) the category key column alone (leaf id, or -1 for null / unknown ids), read and counted
+per key by Spark; (2) :func:`pipeline.balance.sampling.sample_weights` turns counts and weights
+into expected copies per document of each leaf; (3) one task per output part (``write_parts``, the
+input's part layout) reads its input files, decides per document from a hash of ``(seed, doc_id)``
+(:func:`pipeline.balance.sampling.decide`): kept with ``sample_weight`` (>= 1: copies for the
+tokenize stage) or dropped as ``balance_downsampled``, writes its part and returns per-key totals;
+(4) the before/after distribution goes to ``OUT/_balance.json``, the console and ``OUT/_balance.png``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if __package__ in (None, ""):
 
 from jobs.common import REASON_COL, StageContext, main
 from pipeline.balance.report import chart_png, distribution, format_table
-from pipeline.balance.sampling import BALANCE_DOWNSAMPLED, UNKNOWN, leaf_weights, sample_weights
+from pipeline.balance.sampling import BALANCE_DOWNSAMPLED, UNKNOWN, category_key, leaf_weights, sample_weights
 from pipeline.category.taxonomy import load_taxonomy
 
 REPORT_JSON = "_balance.json"
@@ -43,58 +44,79 @@ def write_bytes(ctx: StageContext, name: str, data: bytes) -> None:
     ctx.fs.write_bytes(ctx.path(name), data)
 
 
+class BalanceTransform:
+    """One Arrow batch -> the same columns (without an earlier ``sample_weight``), ``drop_reason``
+    (``balance_downsampled``) and ``sample_weight``, decided per document by
+    :func:`pipeline.balance.sampling.decide`; per category key the part's totals gain
+    ``docs``/``chars``/``docs_kept``/``chars_kept`` (``"<key>/<name>"``)."""
+
+    def __init__(self, key_weights: dict[int, float], seed: int, column: str, num_leaves: int, out_names: list[str]):
+        self.key_weights, self.seed, self.column = dict(key_weights), seed, column
+        self.num_leaves, self.out_names = num_leaves, out_names
+
+    def _key(self, value) -> int:
+        try:
+            return category_key(value, self.num_leaves)
+        except OverflowError:  # +-inf: not a leaf id
+            return UNKNOWN
+
+    def __call__(self, batch, totals: dict[str, float]):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pipeline.balance.sampling import decide
+
+        keys = [self._key(v) for v in batch.column(self.column).to_pylist()]
+        ids = batch.column("doc_id").to_pylist()
+        sw = [decide(self.seed, d, self.key_weights[k]) for d, k in zip(ids, keys)]
+        nchar = pc.fill_null(pc.utf8_length(batch.column("text")), 0).to_pylist()
+        for k, w, c in zip(keys, sw, nchar):
+            totals[f"{k}/docs"] = totals.get(f"{k}/docs", 0) + 1
+            totals[f"{k}/chars"] = totals.get(f"{k}/chars", 0) + c
+            if w is not None:
+                totals[f"{k}/docs_kept"] = totals.get(f"{k}/docs_kept", 0) + 1
+                totals[f"{k}/chars_kept"] = totals.get(f"{k}/chars_kept", 0) + c
+        cols = {n: batch.column(n) for n in batch.schema.names}
+        cols[REASON_COL] = pa.array([None if w is not None else BALANCE_DOWNSAMPLED for w in sw], pa.string())
+        cols["sample_weight"] = pa.array(sw, pa.float64())
+        return pa.RecordBatch.from_arrays([cols[n] for n in self.out_names], names=self.out_names)
+
+
 def run(ctx: StageContext) -> None:
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
-    from udfs.balance import sample_weight_udf
+    from jobs.common import read_parquet_files
 
     sec = ctx.section
     tax = load_taxonomy(sec.taxonomy)
     weights = leaf_weights(tax, sec.weights)  # a bad override fails here, before any task
-    df = ctx.read_previous()
-    if sec.category_column not in df.columns:
+    layout = ctx.input_layout(sec.num_files)
+    in_schema = ctx.input_schema(layout)
+    if sec.category_column not in in_schema.names:
         raise ValueError(
             f"balance: input has no column {sec.category_column!r}; run the filter stage first "
             "(it writes `category`) or set balance.category_column"
         )
-    df = df.drop(REASON_COL, "sample_weight").withColumn(
-        "_key", category_key_col(sec.category_column, len(tax))
+    if "text" not in in_schema.names or "doc_id" not in in_schema.names:
+        raise ValueError(f"balance: input {ctx.inputs} lacks doc_id or text; pass the filter stage's output")
+    # 1. documents per category key: the key column alone, read and counted in the JVM
+    keyed = read_parquet_files(ctx.spark, list(layout.files)).select(
+        category_key_col(sec.category_column, len(tax)).alias("_key")
     )
-    counts = {
-        int(r["_key"]): int(r["n"]) for r in df.groupBy("_key").agg(F.count(F.lit(1)).alias("n")).collect()
-    }
+    counts = {int(r["_key"]): int(r["n"]) for r in keyed.groupBy("_key").agg(F.count(F.lit(1)).alias("n")).collect()}
     key_w = sample_weights(
         counts, weights, sec.default_weight, sec.temperature, sec.target_ratio, sec.max_weight
     )
-    sw = sample_weight_udf(key_w, ctx.cfg.seed)(F.col("doc_id"), F.col("_key"))
-    decided = (
-        df.withColumn("_sw", sw)
-        .withColumn(
-            REASON_COL, F.when(F.col("_sw") == 0.0, F.lit(BALANCE_DOWNSAMPLED)).otherwise(F.lit(None))
-        )
-        .withColumn("sample_weight", F.when(F.col("_sw") > 0.0, F.col("_sw")))
-        .drop("_sw")
-    ).persist()
-    try:
-        nchar = F.coalesce(F.length("text"), F.lit(0)).cast("long")
-        kept = F.col(REASON_COL).isNull()
-        rows = (
-            decided.groupBy("_key")
-            .agg(
-                F.count(F.lit(1)).alias("docs"),
-                F.sum(nchar).alias("chars"),
-                F.sum(F.when(kept, 1).otherwise(0)).alias("docs_kept"),
-                F.sum(F.when(kept, nchar).otherwise(0)).alias("chars_kept"),
-            )
-            .collect()
-        )
-        agg = {
-            int(r["_key"]): {k: int(r[k] or 0) for k in ("docs", "chars", "docs_kept", "chars_kept")}
-            for r in rows
-        }
-        ctx.write_documents(decided.drop("_key"), num_files=sec.num_files)
-    finally:
-        decided.unpersist()
+    # 2. decide and write, one task per output part
+    fields = [f for f in in_schema if f.name not in (REASON_COL, "sample_weight")]
+    out_schema = pa.schema(fields + [pa.field(REASON_COL, pa.string()), pa.field("sample_weight", pa.float64())])
+    transform = BalanceTransform(key_w, ctx.cfg.seed, sec.category_column, len(tax), out_schema.names)
+    totals = ctx.write_parts(layout, transform, out_schema)
+    agg: dict[int, dict[str, int]] = {}
+    for name, v in totals.items():
+        k, field_name = name.split("/")
+        agg.setdefault(int(k), {"docs": 0, "chars": 0, "docs_kept": 0, "chars_kept": 0})[field_name] = int(v)
 
     report = distribution(tax, key_w, agg)
     report["config"] = {

@@ -2,14 +2,17 @@
 
     python -m jobs.clean --input OUT_prepare --output OUT_clean [--set clean.line_dedup.previous_counts=OLD/_line_counts]
 
-Plan (nothing is collected to the driver):
-1. ``mapInArrow``: each document's first/last content lines -> (doc_id, fetch_time, line_idx,
-   line_hash) rows, written once to a work folder;
+Plan (nothing is collected to the driver; the text never goes through a shuffle):
+1. one task per input file reads it with pyarrow (``read_rows``): each document's first/last
+   content lines -> (doc_id, fetch_time, line_idx, line_hash, line, file_idx, row_idx) rows,
+   written once to a work folder;
 2. counts per line_hash (+ a previous run's counts when configured) -> ``OUT/_line_counts``;
 3. for lines over the limit, ``row_number`` over (fetch_time, doc_id, line_idx) marks the
-   occurrences past the limit; they are grouped per document into ``del_idx``;
-4. ``mapInArrow``: delete those lines, apply the C4 line rules, compute every ``h_*`` signal and
-   the drop reason from the configured bounds; ``write_documents`` writes kept and dropped rows.
+   occurrences past the limit; they are grouped per document place (file_idx, row_idx) into ``del_idx``;
+4. ``write_parts``: one task per output part (the input's part layout, ``jobs.common.InputLayout``)
+   reads its input files, joins its documents' ``del_idx``, deletes those lines, applies the C4 line
+   rules, computes every ``h_*`` signal and the drop reason from the configured bounds, and writes
+   kept (and dropped) rows in input order.
 """
 
 from __future__ import annotations
@@ -30,24 +33,24 @@ LINE_COUNTS = "_line_counts"
 WORK = "_work_clean"
 
 
-def line_dedup_deletions(ctx: StageContext, docs):
-    """DataFrame (doc_id, del_idx: array<int>) of the line occurrences to delete; writes the merged
-    line-count table to ``OUT/_line_counts`` and its figures to ``stats.extra``."""
+def line_dedup_deletions(ctx: StageContext, layout):
+    """DataFrame (file_idx, row_idx, del_idx: array<int>) of the line occurrences to delete, by the
+    document's place in the input layout; writes the merged line-count table to
+    ``OUT/_line_counts`` and its figures to ``stats.extra`` (the deletions are counted by the write
+    pass, :class:`ScoreTransform`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from udfs.clean import CANDIDATE_SCHEMA, candidates_fn
+    from udfs.clean import CANDIDATE_POS_SCHEMA, candidates_fn
 
     ld = ctx.section.line_dedup
     prev_path = previous_counts_path(ctx)
     work = ctx.work_path(WORK)
     cand_path = work + "/candidates"
-    (
-        docs.select("doc_id", F.col("fetch_time").cast("timestamp").alias("fetch_time"), "text")
-        .mapInArrow(candidates_fn(ld.head_lines, ld.tail_lines, ld.store_examples), CANDIDATE_SCHEMA)
-        .write.mode("overwrite")
-        .parquet(cand_path)
-    )
+    fn = candidates_fn(ld.head_lines, ld.tail_lines, ld.store_examples, positions=True)
+    ctx.read_rows(layout, ["doc_id", "fetch_time", "text"], fn, CANDIDATE_POS_SCHEMA).write.mode(
+        "overwrite"
+    ).parquet(cand_path)
     cand = ctx.spark.read.parquet(cand_path)
     counts = cand.groupBy("line_hash").agg(F.count(F.lit(1)).alias("here"))
     if prev_path:
@@ -68,11 +71,6 @@ def line_dedup_deletions(ctx: StageContext, docs):
     w = Window.partitionBy("line_hash").orderBy(F.asc_nulls_last("fetch_time"), "doc_id", "line_idx")
     ranked = occ.withColumn("rank", F.row_number().over(w))
     deleted = ranked.filter(F.col("prev") + F.col("rank") > ld.max_occurrences)
-    deleted_path = work + "/deleted"
-    deleted.select("doc_id", "line_idx", "line_hash", "rank", "line").write.mode("overwrite").parquet(
-        deleted_path
-    )
-    deleted = ctx.spark.read.parquet(deleted_path)
 
     table = merged.select("line_hash", "count")
     if ld.store_examples:
@@ -90,16 +88,13 @@ def line_dedup_deletions(ctx: StageContext, docs):
         F.sum(F.col("count") - F.col("prev")).alias("candidate_lines"),
         F.sum(F.when(F.col("count") > ld.max_occurrences, 1).otherwise(0)).alias("lines_over_limit"),
     ).first()
-    dfig = deleted.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("doc_id").alias("docs")).first()
     ctx.stats.extra["line_dedup"] = {
         "candidate_lines": int(figures["candidate_lines"] or 0),
         "distinct_lines": int(figures["distinct_lines"] or 0),
         "lines_over_limit": int(figures["lines_over_limit"] or 0),
-        "lines_deleted": int(dfig["n"] or 0),
-        "documents_touched": int(dfig["docs"] or 0),
         "previous_counts": prev_path,
     }
-    return deleted.groupBy("doc_id").agg(F.collect_list("line_idx").alias("del_idx"))
+    return deleted.groupBy("file_idx", "row_idx").agg(F.collect_list("line_idx").alias("del_idx"))
 
 
 def previous_counts_path(ctx: StageContext) -> str | None:
@@ -126,26 +121,59 @@ def _partitions(ctx: StageContext) -> int:
     return int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
 
 
+class ScoreTransform:
+    """One Arrow batch (+ ``del_idx``, the line-dedup deletions) -> the scored batch of
+    :func:`udfs.clean.score_fn` (text without the deleted lines and C4 lines, signals, reason);
+    counts ``lines_deleted`` and ``documents_touched`` into the part's totals."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, batch, totals: dict[str, float]):
+        import pyarrow.compute as pc
+
+        if "del_idx" in batch.schema.names:
+            dels = batch.column("del_idx")
+            totals["lines_deleted"] = totals.get("lines_deleted", 0) + (pc.sum(pc.list_value_length(dels)).as_py() or 0)
+            totals["documents_touched"] = totals.get("documents_touched", 0) + len(dels) - dels.null_count
+        return next(self.fn(iter([batch])))
+
+
+def output_schema(in_schema):
+    """Input columns (less ``del_idx``/``drop_reason``/an earlier run's signals), then
+    ``line_dedup_removed``, the ``h_*`` signals and ``drop_reason``."""
+    import pyarrow as pa
+
+    from pipeline.clean.heuristics import SIGNALS
+    from udfs.clean import SIGNAL_PREFIX
+
+    added = [pa.field("line_dedup_removed", pa.int32())] + [pa.field(SIGNAL_PREFIX + s, pa.float64()) for s in SIGNALS]
+    skip = {f.name for f in added} | {"del_idx", "drop_reason"}
+    return pa.schema([f for f in in_schema if f.name not in skip] + added + [pa.field("drop_reason", pa.string())])
+
+
 def run(ctx: StageContext) -> None:
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     from pipeline.clean.heuristics import HeuristicParams
-    from udfs.clean import score_fn, scored_schema
+    from udfs.clean import score_fn
 
     c = ctx.section
-    docs = ctx.read_previous()
-    if "drop_reason" in docs.columns:
-        docs = docs.drop("drop_reason")
-    if c.line_dedup.enabled:
-        dels = line_dedup_deletions(ctx, docs)
-        docs = docs.join(dels, "doc_id", "left")
-    else:
-        docs = docs.withColumn("del_idx", F.lit(None).cast(T.ArrayType(T.IntegerType())))
-    out_schema = scored_schema(docs.schema)
-    scored = docs.mapInArrow(score_fn(HeuristicParams.from_config(c), c.bounds_for, out_schema), out_schema)
+    layout = ctx.input_layout(c.num_files)
+    in_schema = ctx.input_schema(layout)
+    missing = {"doc_id", "text"} - set(in_schema.names)
+    if missing:
+        raise ValueError(f"clean input lacks column(s) {sorted(missing)}: pass the prepare stage's output")
+    out_schema = output_schema(in_schema)
+    fn = score_fn(HeuristicParams.from_config(c), c.bounds_for, from_arrow_schema(out_schema))
     try:
-        ctx.write_documents(scored, c.num_files)
+        side = line_dedup_deletions(ctx, layout) if c.line_dedup.enabled else None
+        totals = ctx.write_parts(layout, ScoreTransform(fn), out_schema, side=side,
+                                 side_cols=("del_idx",) if side is not None else ())
+        if side is not None:
+            ctx.stats.extra["line_dedup"].update(
+                {k: int(totals.get(k, 0)) for k in ("lines_deleted", "documents_touched")}
+            )
     finally:
         ctx.fs.delete(ctx.work_path(WORK))
 

@@ -13,7 +13,10 @@ A stage module defines ``run(ctx: StageContext) -> None`` and ends with
   earlier key, then writes in place. Either way ``_SUCCESS`` is written last and holds the
   manifest (every file with its size); readers and resumed runs trust only a ``_SUCCESS``'d output
   and read exactly the files its manifest lists (docs/OBJECT_STORAGE.md);
-* writes ``_stats.json`` (counts add up, checked) and ``_config.json`` (the resolved config).
+* writes ``_stats.json`` (counts add up, checked) and ``_config.json`` (the resolved config);
+* writes the documents in the input's part layout (:class:`InputLayout`, :meth:`StageContext.write_parts`):
+  one task per output part reads its own input files with pyarrow, so documents are never shuffled
+  or persisted to be placed, and the per-reason counts come from that one pass.
 
 Paths go through :mod:`pipeline.storage` (local, ``file:``, ``s3://``/``s3a://``, ``https://``
 inputs) in Python on the driver and in the tasks: no JVM connector is needed. Other schemes
@@ -384,6 +387,293 @@ class _ParquetReader:
                         yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
 
+# ---------------------------------------------------------------- the part layout (no shuffle of documents)
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """Where each input row goes: the committed Parquet files of the inputs, sorted by path, split
+    into ``parts`` contiguous groups; output part ``p`` holds the rows of the input files ``i`` with
+    ``i * parts // len(files) == p``, in file order then row order. The bytes of a stage's output
+    thus depend on its input files and config only, never on how Spark cut the work. The default
+    ``parts`` is the number of input files (input part ``p`` -> output part ``p``)."""
+
+    files: tuple[str, ...]
+    parts: int
+
+    def part_of(self, file_idx: int) -> int:
+        return file_idx * self.parts // len(self.files)
+
+    def files_of(self, part: int) -> range:
+        n = len(self.files)
+        return range(-(-part * n // self.parts), -(-(part + 1) * n // self.parts))
+
+
+def open_parquet(path: str):
+    """A pyarrow ``ParquetFile`` of any input path (local, object store, http, Hadoop schemes)."""
+    import pyarrow.parquet as pq
+
+    if storage.kind(path) == HADOOP:
+        fs, p = storage.filesystem(path)
+        return pq.ParquetFile(fs.open_input_file(p))
+    if storage.kind(path) == "local":
+        return pq.ParquetFile(storage.normalize(path).removeprefix("file:"))
+    return pq.ParquetFile(storage.open_input(path))
+
+
+def spark_readable(schema):
+    """``schema`` with the types Spark's Parquet reader accepts: timestamps in microseconds (Spark's
+    own INT96 files read as nanoseconds in pyarrow) with a time zone (UTC for naive INT96 ones)."""
+    import pyarrow as pa
+
+    fields = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_timestamp(t) and (t.unit != "us" or t.tz is None):
+            t = pa.timestamp("us", tz=t.tz or "UTC")
+        fields.append(f.with_type(t))
+    return pa.schema(fields)
+
+
+def conform(batch, schema):
+    """``batch`` with the columns of ``schema``, in its order and types (a cast where they differ)."""
+    import pyarrow as pa
+
+    cols = []
+    for f in schema:
+        c = batch.column(f.name)
+        cols.append(c if c.type == f.type else c.cast(f.type))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+class _FileRows:
+    """mapInArrow function over file indices (one per Spark partition): read ``columns`` of each
+    input file in batches of ``batch_rows``, add ``file_idx`` and ``row_idx`` (int32) and pass the
+    batches through ``fn`` (itself a mapInArrow-style function)."""
+
+    def __init__(self, files: tuple[str, ...], columns: list[str], fn, batch_rows: int):
+        self.files, self.columns, self.fn, self.batch_rows = files, columns, fn, batch_rows
+
+    def batches(self, idx: int):
+        import numpy as np
+        import pyarrow as pa
+
+        pf = open_parquet(self.files[idx])
+        start = 0
+        for b in pf.iter_batches(batch_size=self.batch_rows, columns=self.columns):
+            n = b.num_rows
+            yield pa.RecordBatch.from_arrays(
+                [*b.columns, pa.array(np.full(n, idx, np.int32)), pa.array(np.arange(start, start + n, dtype=np.int32))],
+                names=[*b.schema.names, "file_idx", "row_idx"],
+            )
+            start += n
+
+    def __call__(self, batches):
+        for batch in batches:
+            for idx in batch.column("idx").to_pylist():
+                yield from self.fn(self.batches(idx))
+
+
+class PartTask:
+    """Writes output part ``p`` of a :class:`InputLayout` in one task, no shuffle of documents: reads
+    the part's input files in batches of ``batch_rows`` (fixed: batch boundaries, and so any
+    batch-wise computation, do not depend on Spark), appends the side columns of matching rows
+    (``(file_idx, row_idx)`` keyed, e.g. dedup's cluster of a document), calls
+    ``transform(batch, totals) -> batch`` (with ``drop_reason``; ``totals`` is a dict of numbers the
+    transform may add to), and writes kept rows to ``part-PPPPP.parquet`` and, when asked, dropped
+    rows to ``_dropped/part-PPPPP.parquet``. Returns one row ``(part, reasons, totals)`` (JSON)."""
+
+    RESULT_DDL = "part int, reasons string, totals string"
+
+    def __init__(self, layout: InputLayout, transform, in_schema_bytes: bytes, out_schema_bytes: bytes,
+                 output_uri: str, dropped_uri: str | None, batch_rows: int, side_cols: tuple[str, ...] = ()):
+        self.layout = layout
+        self.transform = transform
+        self.in_schema_bytes = in_schema_bytes
+        self.out_schema_bytes = out_schema_bytes
+        self.output_uri = output_uri
+        self.dropped_uri = dropped_uri
+        self.batch_rows = batch_rows
+        self.side_cols = side_cols
+
+    def write(self, part: int, side=None):
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        from pyspark import TaskContext
+
+        tc = TaskContext.get()
+        attempt = f"{tc.stageId()}-{tc.attemptNumber()}" if tc else "local"
+        in_schema = pa.ipc.read_schema(pa.py_buffer(self.in_schema_bytes))
+        out_schema = pa.ipc.read_schema(pa.py_buffer(self.out_schema_bytes))
+        kept_schema = out_schema.remove(out_schema.get_field_index(REASON_COL))
+        name = f"part-{part:05d}.parquet"
+        kept_out = _PartFile(self.output_uri, name, kept_schema, attempt)
+        dropped_out = _PartFile(self.dropped_uri, name, out_schema, attempt) if self.dropped_uri else None
+        reasons: dict[str, int] = {}
+        totals: dict[str, float] = {}
+        side_by_file: dict[int, Any] = {}
+        if side is not None and side.num_rows:
+            side = side.sort_by([("file_idx", "ascending"), ("row_idx", "ascending")])
+            fidx = side.column("file_idx").to_numpy()
+            for f in np.unique(fidx):
+                lo, hi = np.searchsorted(fidx, [f, f + 1])
+                side_by_file[int(f)] = side.slice(lo, hi - lo)
+        try:
+            for file_idx in self.layout.files_of(part):
+                path = self.layout.files[file_idx]
+                pf = open_parquet(path)
+                got = pf.schema_arrow.remove_metadata()
+                if not got.equals(in_schema):
+                    raise ValueError(f"{path} has schema {got}, not the dataset's {in_schema}; pass outputs of one stage")
+                here = side_by_file.pop(file_idx, None)
+                rows = here.column("row_idx").to_numpy() if here is not None else None
+                start = 0
+                for batch in pf.iter_batches(batch_size=self.batch_rows):
+                    n = batch.num_rows
+                    if self.side_cols:
+                        pos = np.full(n, -1, np.int64)
+                        if rows is not None:
+                            lo, hi = np.searchsorted(rows, [start, start + n])
+                            pos[rows[lo:hi] - start] = np.arange(lo, hi)
+                        take = pa.array(pos, mask=pos < 0)
+                        extra = [(here.column(c).take(take) if here is not None else
+                                  pa.nulls(n, side.schema.field(c).type)) for c in self.side_cols]
+                        batch = pa.RecordBatch.from_arrays(
+                            [*batch.columns, *[e.combine_chunks() if hasattr(e, "combine_chunks") else e for e in extra]],
+                            names=[*batch.schema.names, *self.side_cols],
+                        )
+                    start += n
+                    out = conform(self.transform(batch, totals), out_schema)
+                    reason = out.column(REASON_COL)
+                    for v in pc.value_counts(reason).to_pylist():
+                        reasons[str(v["values"]) if v["values"] is not None else ""] = (
+                            reasons.get(str(v["values"]) if v["values"] is not None else "", 0) + v["counts"]
+                        )
+                    keep = pc.is_null(reason)
+                    kept_out.write(out.filter(keep).drop_columns([REASON_COL]))
+                    if dropped_out is not None:
+                        dropped_out.write(out.filter(pc.invert(keep)))
+            if side_by_file:
+                raise ValueError(f"part {part}: side rows for files {sorted(side_by_file)} outside this part")
+            kept_out.close()
+            if dropped_out is not None:
+                dropped_out.close()
+        except BaseException:
+            kept_out.abort()
+            if dropped_out is not None:
+                dropped_out.abort()
+            raise
+        return pa.RecordBatch.from_pydict({
+            "part": pa.array([part], pa.int32()),
+            "reasons": pa.array([json.dumps(reasons, sort_keys=True)]),
+            "totals": pa.array([json.dumps(totals, sort_keys=True)]),
+        })
+
+    def map_fn(self):
+        """mapInArrow function over part ids (no side table)."""
+
+        def run(batches):
+            for b in batches:
+                for part in b.column("part").to_pylist():
+                    yield self.write(part)
+
+        return run
+
+    def group_fn(self):
+        """applyInArrow function: one part's group (a marker row with null ``file_idx`` + its side rows)."""
+
+        def run(table):
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            part = table.column("part")[0].as_py()
+            side = table.filter(pc.is_valid(table.column("file_idx")))
+            return pa.Table.from_batches([self.write(part, side)])
+
+        return run
+
+
+class _PartFile:
+    """One Parquet file (zstd) written from a stream of batches in row groups of exactly
+    ``ROW_GROUP_ROWS`` rows (the last one fewer), each from one contiguous chunk, so the bytes do not
+    depend on how the rows were cut into batches. Where rename exists (local, HDFS) the file is
+    written under a hidden name and renamed; in an object store it is written to a local temporary
+    file and uploaded whole (a PUT becomes visible whole or not at all)."""
+
+    ROW_GROUP_ROWS = 16384
+
+    def __init__(self, uri: str, name: str, schema, attempt: str):
+        import pyarrow.fs as pafs
+        import pyarrow.parquet as pq
+
+        self.uri, self.name, self.schema = uri, name, schema
+        self.rename = storage.supports_rename(uri)
+        self.fs, root = storage.filesystem(uri)
+        self.final = f"{root}/{name}"
+        if self.rename:
+            self.tmp = f"{root}/.{name}.{attempt}.tmp"
+            out_fs = self.fs
+        else:
+            import tempfile
+
+            fd, self.tmp = tempfile.mkstemp(prefix=f"dots-{name}-", suffix=".parquet")
+            os.close(fd)
+            out_fs = pafs.LocalFileSystem()
+        self.rows = 0
+        self._pending: list = []
+        self._buffered = 0
+        self._out = out_fs.open_output_stream(self.tmp)
+        self._writer = pq.ParquetWriter(self._out, schema, compression="zstd")
+
+    def _flush(self, table) -> None:
+        self._writer.write_table(table.combine_chunks(), row_group_size=self.ROW_GROUP_ROWS)
+
+    def write(self, batch) -> None:
+        import pyarrow as pa
+
+        if not batch.num_rows:
+            return
+        self._pending.append(batch)
+        self._buffered += batch.num_rows
+        self.rows += batch.num_rows
+        step = self.ROW_GROUP_ROWS
+        if self._buffered >= step:
+            table = pa.Table.from_batches(self._pending, schema=self.schema)
+            full = (self._buffered // step) * step
+            self._flush(table.slice(0, full))
+            rest = table.slice(full)
+            self._pending, self._buffered = rest.to_batches(), rest.num_rows
+
+    def close(self) -> None:
+        import pyarrow as pa
+
+        if self._buffered:
+            self._flush(pa.Table.from_batches(self._pending, schema=self.schema))
+        self._writer.close()
+        self._out.close()
+        if self.rename:
+            self.fs.move(self.tmp, self.final)
+        else:
+            try:
+                storage.upload_file(self.tmp, f"{self.uri}/{self.name}")
+            finally:
+                os.remove(self.tmp)
+
+    def abort(self) -> None:
+        try:
+            self._out.close()
+        except Exception:  # noqa: BLE001 - cleanup of a failed attempt; its error is re-raised
+            pass
+        try:
+            if self.rename:
+                self.fs.delete_file(self.tmp)
+            else:
+                os.remove(self.tmp)
+        except Exception:  # noqa: BLE001 - idem (a leftover .tmp is removed at commit)
+            pass
+
+
 # ---------------------------------------------------------------- stage context
 
 
@@ -434,8 +724,91 @@ class StageContext:
             raise ValueError(f"inputs {self.inputs} hold no Parquet files; pass a stage's OUT directory")
         return read_parquet_files(self.spark, files)
 
+    def input_files(self) -> tuple[str, ...]:
+        """The committed Parquet files of every input, sorted by path (each once)."""
+        files: set[str] = set()
+        for p in self.inputs:
+            files.update(committed_files(self.fs, p))
+        if not files:
+            raise ValueError(f"inputs {self.inputs} hold no Parquet files; pass a stage's OUT directory")
+        return tuple(sorted(files))
+
+    def input_layout(self, num_files: int | None = None) -> InputLayout:
+        """The :class:`InputLayout` of this stage: ``num_files`` output parts (None: one per input file)."""
+        files = self.input_files()
+        parts = num_files or len(files)
+        if parts < 1:
+            raise ValueError(f"{self.stage}.num_files={num_files} must be >= 1 (or null: one per input file)")
+        return InputLayout(files, parts)
+
+    def input_schema(self, layout: InputLayout, raw: bool = False):
+        """The Arrow schema of the input files (the first file's; every task checks its own), in the
+        types an output may carry (:func:`spark_readable`; ``raw``: as the files have it)."""
+        schema = open_parquet(layout.files[0]).schema_arrow.remove_metadata()
+        return schema if raw else spark_readable(schema)
+
+    def read_rows(self, layout: InputLayout, columns: list[str], fn, schema, batch_rows: int = 1024):
+        """DataFrame ``fn`` makes of each input file's ``columns`` + ``file_idx``/``row_idx`` (int),
+        one Spark task per input file, read with pyarrow in the task (no JVM Parquet reader, no
+        row conversion): for key tables whose rows point back at the documents."""
+        n = len(layout.files)
+        ids = self.spark.range(0, n, 1, n).selectExpr("cast(id as int) as idx")
+        return ids.mapInArrow(_FileRows(layout.files, columns, fn, batch_rows), schema)
+
+    def write_parts(self, layout: InputLayout, transform, out_schema, side=None, side_cols: tuple[str, ...] = (),
+                    batch_rows: int = 1024, profile=None) -> dict[str, float]:
+        """Write the stage output in the :class:`InputLayout` (see :class:`PartTask`) in one Spark
+        job; the per-reason counts become the stats. ``side``: a DataFrame ``(file_idx, row_idx,
+        *side_cols)`` of per-document values computed by Spark (keys only), shuffled to their part.
+        Returns the summed ``totals`` of the transform."""
+        import pyarrow as pa
+        from pyspark.sql import functions as F
+
+        from udfs.resources import map_in_arrow
+
+        fs = self.fs
+        for folder in [self.staging] + ([self.path("_dropped")] if self.keep_dropped else []):
+            fs.mkdirs(folder)
+        task = PartTask(
+            layout, transform,
+            self.input_schema(layout, raw=True).serialize().to_pybytes(),
+            pa.schema(out_schema).serialize().to_pybytes(),
+            fs.qualify(self.staging),
+            fs.qualify(self.path("_dropped")) if self.keep_dropped else None,
+            batch_rows, tuple(side_cols),
+        )
+        spark, p = self.spark, layout.parts
+        if side is None:
+            parts = spark.range(0, p, 1, p).selectExpr("cast(id as int) as part")
+            rows = map_in_arrow(parts, task.map_fn(), PartTask.RESULT_DDL, profile).collect()
+        else:
+            nf = len(layout.files)
+            part = F.expr(f"cast((cast(file_idx as bigint) * {p}) div {nf} as int)").alias("part")
+            side = side.select("file_idx", "row_idx", *side_cols)
+            marks = spark.range(0, p).select(
+                F.col("id").cast("int").alias("part"),
+                *[F.lit(None).cast(f.dataType).alias(f.name) for f in side.schema.fields],
+            )
+            grouped = marks.unionByName(side.select(part, *side.columns)).groupBy("part")
+            if profile is not None:
+                raise ValueError("write_parts: a GPU profile with a side table is not supported")
+            rows = grouped.applyInArrow(task.group_fn(), PartTask.RESULT_DDL).collect()
+        if sorted(r["part"] for r in rows) != list(range(p)):
+            raise RuntimeError(f"{self.stage} wrote parts {sorted(r['part'] for r in rows)}, expected 0..{p - 1}")
+        counts: dict[str | None, int] = {}
+        totals: dict[str, float] = {}
+        for r in sorted(rows, key=lambda r: r["part"]):
+            for k, v in json.loads(r["reasons"]).items():
+                counts[k or None] = counts.get(k or None, 0) + int(v)
+            for k, v in json.loads(r["totals"]).items():
+                totals[k] = totals.get(k, 0) + v
+        self.stats.add_reasons(counts)
+        return totals
+
     def write_documents(self, df, num_files: int | None = None, sort_col: str = "doc_id") -> None:
-        """Write ``df`` (with a nullable ``drop_reason`` column) as the stage output.
+        """Write a DataFrame computed by Spark (with a nullable ``drop_reason`` column) as the stage
+        output, for outputs that do not follow an input layout (:meth:`write_parts` does for the
+        documents stages).
 
         Kept rows (null reason) go to the Parquet dataset, dropped rows to ``_dropped/`` when
         ``--keep-dropped``; the per-reason counts become the stats. Rows are hash-partitioned on

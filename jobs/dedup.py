@@ -3,18 +3,19 @@
     python -m jobs.dedup --input OUT_clean --output OUT_dedup [--set dedup.verify=true]
 
 Plan (nothing is collected to the driver):
-1. every document gets an internal 64-bit node id; ``mapInArrow`` computes its MinHash signature
-   (compiled kernels over the Arrow batch) and 128 band keys -> work table (nid, doc_id, keys as
-   raw bytes);
+1. one task per input file reads it with pyarrow; every document gets its place as 64-bit node id
+   (``file_idx << 32 | row_idx``), its MinHash signature (compiled kernels over the Arrow batch)
+   and 128 band keys -> work table (nid, doc_id, keys as raw bytes);
 2. the (key, nid) pairs are packed per key range (one binary row per range and batch), shuffled
    by range, and each partition sorts its pairs: every bucket with more than one document yields
    star edges from each member to the bucket's smallest node id (no pair enumeration);
 3. optionally (``dedup.verify``) edges whose exact shingle Jaccard is below the threshold go;
 4. connected components by large-star / small-star rounds (Kiveris et al. 2014), each round
    written to Parquet (lineage cut) until the edges form stars around each component's minimum;
-5. per component the document with the smallest (hash(seed:doc_id), doc_id) survives; every row
-   gets ``dup_cluster`` (the survivor's doc_id) and ``dup_cluster_size``; the others are dropped
-   with reason ``minhash_duplicate``.
+5. per component the document with the smallest (hash(seed:doc_id), doc_id) survives; the
+   (node id, survivor, size) keys go to the part of their node (``write_parts``, the input's part
+   layout), where every row gets ``dup_cluster`` (the survivor's doc_id) and ``dup_cluster_size``;
+   the others are dropped with reason ``minhash_duplicate``. Only keys are shuffled, never the text.
 """
 
 from __future__ import annotations
@@ -96,7 +97,55 @@ def connected_components(spark, edges, work: str, max_iterations: int = 60, part
     return comps, rounds
 
 
+def with_nid(inner):
+    """mapInArrow adapter: batches with ``file_idx``/``row_idx`` -> ``inner`` over (doc_id, text,
+    lang, nid) where ``nid = file_idx << 32 | row_idx`` (a document's node id is its place)."""
+
+    def run(batches):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        def add(bs):
+            for b in bs:
+                nid = pc.add(pc.shift_left(b.column("file_idx").cast(pa.int64()), 32), b.column("row_idx").cast(pa.int64()))
+                yield pa.RecordBatch.from_arrays(
+                    [b.column("doc_id"), b.column("text"), b.column("lang"), nid], names=["doc_id", "text", "lang", "nid"]
+                )
+
+        yield from inner(add(batches))
+
+    return run
+
+
+class ClusterTransform:
+    """One Arrow batch + its side columns (``dup_cluster_id``, ``dup_size``: null for a document in
+    no cluster) -> the input columns + ``dup_cluster`` (the survivor's doc_id, itself when alone),
+    ``dup_cluster_size`` and ``drop_reason`` (``minhash_duplicate`` for all but the survivor);
+    counts ``documents_in_clusters`` and ``clusters`` (their survivors) into the part's totals."""
+
+    def __init__(self, out_names: list[str]):
+        self.out_names = out_names
+
+    def __call__(self, batch, totals: dict[str, float]):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        doc = batch.column("doc_id")
+        size = batch.column("dup_size")
+        in_cluster = len(size) - size.null_count
+        survivors = pc.sum(pc.equal(batch.column("dup_cluster_id"), doc).cast(pa.int64())).as_py() or 0
+        totals["documents_in_clusters"] = totals.get("documents_in_clusters", 0) + in_cluster
+        totals["clusters"] = totals.get("clusters", 0) + survivors
+        cluster = pc.coalesce(batch.column("dup_cluster_id"), doc)
+        cols = {n: batch.column(n) for n in batch.schema.names}
+        cols["dup_cluster"] = cluster
+        cols["dup_cluster_size"] = pc.coalesce(batch.column("dup_size"), pa.scalar(1, pa.int32()))
+        cols["drop_reason"] = pc.if_else(pc.equal(cluster, doc), pa.scalar(None, pa.string()), pa.scalar(REASON_DUPLICATE))
+        return pa.RecordBatch.from_arrays([cols[n] for n in self.out_names], names=self.out_names)
+
+
 def run(ctx: StageContext) -> None:
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     from pipeline.dedup.minhash import MinHashParams
@@ -124,19 +173,18 @@ def run(ctx: StageContext) -> None:
 
     parts = d.cc_partitions or int(ctx.cfg.spark.settings().get("spark.sql.shuffle.partitions", 8))
     work = ctx.work_path(WORK)
-    docs = ctx.read_previous()
-    if "drop_reason" in docs.columns:
-        docs = docs.drop("drop_reason")
+    layout = ctx.input_layout(d.num_files)
+    in_schema = ctx.input_schema(layout)
+    missing = {"doc_id", "text", "lang"} - set(in_schema.names)
+    if missing:
+        raise ValueError(f"dedup input lacks column(s) {sorted(missing)}: pass the clean stage's output")
     try:
         # 1. signatures -> band keys (raw int64 bytes), computed once and stored with the node id
+        # (file_idx << 32 | row_idx: where the document is, so the result needs no join on the text)
         sig_path = work + "/signatures"
-        (
-            docs.select("doc_id", "text", "lang")
-            .withColumn("nid", F.monotonically_increasing_id())
-            .mapInArrow(bands_fn(p, d.verify), signature_schema(d.verify))
-            .write.mode("overwrite")
-            .parquet(sig_path)
-        )
+        ctx.read_rows(
+            layout, ["doc_id", "text", "lang"], with_nid(bands_fn(p, d.verify)), signature_schema(d.verify)
+        ).write.mode("overwrite").parquet(sig_path)
         sigs = ctx.spark.read.parquet(sig_path)
         n_docs = sigs.count()
         phase("signatures")
@@ -191,32 +239,30 @@ def run(ctx: StageContext) -> None:
             F.min(F.struct("prio", "doc_id")).alias("best"), F.count(F.lit(1)).alias("size")
         )
         clusters = members.join(best, "root").select(
-            "doc_id",
+            "nid",
             F.col("best.doc_id").alias("dup_cluster_id"),
             F.col("size").cast("int").alias("dup_size"),
         )
-        clusters_path = work + "/clusters"
-        clusters.write.mode("overwrite").parquet(clusters_path)
-        clusters = ctx.spark.read.parquet(clusters_path)
-        fig = clusters.agg(F.countDistinct("dup_cluster_id").alias("c"), F.count(F.lit(1)).alias("n")).first()
-        extra["clusters"] = int(fig["c"] or 0)
-        extra["documents_in_clusters"] = int(fig["n"] or 0)
-        phase("survivors")
+
+        side = clusters.select(
+            F.shiftright("nid", 32).cast("int").alias("file_idx"),
+            F.col("nid").bitwiseAND(F.lit(0xFFFFFFFF)).cast("int").alias("row_idx"),
+            "dup_cluster_id",
+            "dup_size",
+        )
+        drop = {"drop_reason", "dup_cluster", "dup_cluster_size"}
+        out_schema = pa.schema(
+            [f for f in in_schema if f.name not in drop]
+            + [pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int32()),
+               pa.field("drop_reason", pa.string())]
+        )
+        totals = ctx.write_parts(layout, ClusterTransform(out_schema.names), out_schema, side=side,
+                                 side_cols=("dup_cluster_id", "dup_size"))
+        extra["clusters"] = int(totals.get("clusters", 0))
+        extra["documents_in_clusters"] = int(totals.get("documents_in_clusters", 0))
+        phase("survivors_and_write")
         extra["phase_seconds"] = phases
         ctx.stats.extra["minhash"] = extra
-
-        out = (
-            docs.join(clusters, "doc_id", "left")
-            .withColumn("dup_cluster", F.coalesce("dup_cluster_id", "doc_id"))
-            .withColumn("dup_cluster_size", F.coalesce("dup_size", F.lit(1)).cast("int"))
-            .withColumn(
-                "drop_reason",
-                F.when(F.col("dup_cluster") != F.col("doc_id"), F.lit(REASON_DUPLICATE)).cast("string"),
-            )
-            .drop("dup_cluster_id", "dup_size")
-        )
-        ctx.write_documents(out, d.num_files)
-        phase("write")
     finally:
         ctx.fs.delete(work)
 

@@ -13,11 +13,15 @@ Reads dedup's documents table and adds, per document (score first, decide after)
 * ``clutter_model``, ``quality_model``, ``category_model``, ``keep_model``: the version of each model that
   scored it.
 
-Drops (``_stats.json``): ``clutter_empty_after_removal`` (no line left), ``quality_below_threshold``,
-``keep_score_below_threshold``, ``error_filter_null_text`` (a row without text). One ``mapInArrow`` function runs all models on each
-Arrow batch (``filter.arrow_max_records_per_batch`` documents), in the stage-level GPU profile of
-:func:`udfs.resources.gpu_profile` when one is configured, on the GPU Spark assigned to the task (its
-``TaskContext`` resources), else on CPU; each model is loaded once per Python worker.
+Drops (``_stats.json``, decided by :func:`pipeline.filter.decisions.filter_reason`):
+``clutter_empty_after_removal`` (no line left), ``quality_below_threshold``,
+``keep_score_below_threshold``, ``error_filter_null_text`` (a row without text). One task per output part (``write_parts``: the
+input's part layout, rows in input order, no shuffle) reads its input files in batches of
+``filter.arrow_max_records_per_batch`` documents and runs all models on each batch, in the
+stage-level GPU profile of :func:`udfs.resources.gpu_profile` when one is configured, on the GPU
+Spark assigned to the task (its ``TaskContext`` resources), else on CPU; each model is loaded once
+per Python worker. The batches are cut from the input files alone, so batch-wise model numerics do
+not depend on Spark.
 """
 
 from __future__ import annotations
@@ -31,12 +35,8 @@ if __package__ in (None, ""):
     _sys.path[0] = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 
 from jobs.common import REASON_COL, StageContext, main
-from pipeline.filter.clutter import CLUTTER_EMPTY
-from pipeline.filter.keepscore import KEEP_BELOW
-from pipeline.filter.quality import QUALITY_BELOW
-
-NULL_TEXT = "error_filter_null_text"
-ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
+from pipeline.filter.decisions import NULL_TEXT  # noqa: F401 - the stage's reasons, re-exported
+ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"  # left as the session has it
 
 
 def model_versions(fc) -> dict[str, str | None]:
@@ -65,76 +65,97 @@ def model_versions(fc) -> dict[str, str | None]:
 
 def run(ctx: StageContext) -> None:
     fc = ctx.section
-    df = ctx.read_previous()
-    missing = {"doc_id", "text"} - set(df.columns)
+    layout = ctx.input_layout()
+    in_schema = ctx.input_schema(layout)
+    missing = {"doc_id", "text"} - set(in_schema.names)
     if missing:
         raise ValueError(f"filter input lacks column(s) {sorted(missing)}: pass the dedup stage's output")
     versions = model_versions(fc)
-    previous = ctx.spark.conf.get(ARROW_BATCH_CONF, None)
-    ctx.spark.conf.set(ARROW_BATCH_CONF, str(fc.arrow_max_records_per_batch))
-    try:
-        _score_and_write(ctx, df, fc, versions)
-    finally:  # later stages of a `pipeline` run share the session: give them back their setting
-        if previous is None:
-            ctx.spark.conf.unset(ARROW_BATCH_CONF)
-        else:
-            ctx.spark.conf.set(ARROW_BATCH_CONF, previous)
+    _score_and_write(ctx, layout, in_schema, fc, versions)
 
 
-def _score_and_write(ctx: StageContext, df, fc, versions: dict[str, str | None]) -> None:
-    from pyspark.sql import functions as F
+class FilterTransform:
+    """One Arrow batch of documents -> the filter stage's output batch: every input column (``text``
+    replaced by the clutter-cleaned text), the score columns, the model versions and the drop reason
+    of :func:`pipeline.filter.decisions.filter_reason`. Adds ``lines_removed``, ``quality_sum`` and
+    ``quality_n`` to the part's totals."""
 
-    from udfs.models import SCORE_FIELDS, SCORE_PREFIX, ScoreSpec, make_score_batches, score_columns_schema
-    from udfs.resources import gpu_profile, map_in_arrow
+    def __init__(self, spec, has_lang: bool, versions: dict[str, str | None], out_names: list[str],
+                 threshold: float, threshold_by_lang: dict[str, float], keep):
+        self.spec, self.has_lang, self.versions, self.out_names = spec, has_lang, versions, out_names
+        self.threshold, self.threshold_by_lang = threshold, threshold_by_lang
+        self.keep = keep  # cfg.filter.keep (its thresholds per language; disabled: score only)
+
+    def __call__(self, batch, totals: dict[str, float]):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pipeline.filter.config import keep_threshold
+        from pipeline.filter.decisions import filter_reason
+        from udfs.models import SCORE_PREFIX, make_score_batches
+
+        scored = next(make_score_batches(self.spec, "text", "lang" if self.has_lang else None)(iter([batch])))
+        texts = batch.column("text").to_pylist()
+        clean = scored.column(SCORE_PREFIX + "text_clean")
+        quality = scored.column(SCORE_PREFIX + "quality_score")
+        langs = batch.column("lang").to_pylist() if self.has_lang else [None] * batch.num_rows
+        keep = scored.column(SCORE_PREFIX + "keep_score").to_pylist()
+        reasons = [
+            filter_reason(t, c, q, lg, self.threshold, self.threshold_by_lang, k,
+                          keep_threshold(self.keep, lg))
+            for t, c, q, lg, k in zip(texts, clean.to_pylist(), quality.to_pylist(), langs, keep)
+        ]
+        totals["lines_removed"] = totals.get("lines_removed", 0) + (
+            pc.sum(scored.column(SCORE_PREFIX + "clutter_lines_removed")).as_py() or 0
+        )
+        totals["quality_sum"] = totals.get("quality_sum", 0.0) + (pc.sum(quality.cast(pa.float64())).as_py() or 0.0)
+        totals["quality_n"] = totals.get("quality_n", 0) + (len(quality) - quality.null_count)
+        n = batch.num_rows
+        cols = {name: scored.column(name) for name in scored.schema.names}
+        cols["text"] = clean
+        for name in self.out_names:
+            if SCORE_PREFIX + name in cols and name != "text_clean":
+                cols[name] = cols[SCORE_PREFIX + name]
+        for k, v in self.versions.items():
+            cols[k] = pa.array([v] * n, pa.string())
+        cols[REASON_COL] = pa.array(reasons, pa.string())
+        return pa.RecordBatch.from_arrays([cols[c] for c in self.out_names], names=self.out_names)
+
+
+def output_schema(in_schema, versions: dict[str, str | None]):
+    """Input columns (an earlier filter run's score/version columns and ``drop_reason`` replaced),
+    then the score columns, the model versions and ``drop_reason``."""
+    import pyarrow as pa
+
+    from udfs.models import SCORE_FIELDS
+
+    types = {"string": pa.string(), "int": pa.int32(), "float": pa.float32()}
+    added = [(n, types[t]) for n, t in SCORE_FIELDS if n != "text_clean"]
+    skip = {n for n, _ in added} | set(versions) | {REASON_COL}
+    fields = [f for f in in_schema if f.name not in skip]
+    fields += [pa.field(n, t) for n, t in added]
+    fields += [pa.field(k, pa.string()) for k in versions]
+    fields.append(pa.field(REASON_COL, pa.string()))
+    return pa.schema(fields)
+
+
+def _score_and_write(ctx: StageContext, layout, in_schema, fc, versions: dict[str, str | None]) -> None:
+    from udfs.models import ScoreSpec
+    from udfs.resources import gpu_profile
 
     spec = ScoreSpec.from_config(fc, ctx.cfg.clean)
-    has_lang = "lang" in df.columns
-    lang = F.col("lang") if has_lang else F.lit(None).cast("string")
-    profile = gpu_profile(ctx.spark, ctx.cfg)
-    scored = map_in_arrow(df, make_score_batches(spec, "text", "lang" if has_lang else None),
-                          score_columns_schema(df.schema), profile)
-
-    def s(name: str):  # a score column of the mapInArrow output
-        return F.col(SCORE_PREFIX + name)
-
-    added = [n for n, _ in SCORE_FIELDS if n != "text_clean"]
-    cols = [s("text_clean").alias("text") if c == "text" else F.col(c) for c in df.columns
-            if c not in added and c not in versions and c != REASON_COL]
-    cols += [s(n).alias(n) for n in added]
-    cols += [F.lit(v).cast("string").alias(k) for k, v in versions.items()]
-
-    q_threshold = F.lit(fc.quality.threshold)
-    if fc.quality.threshold_by_lang:
-        m = F.create_map(*[x for k, v in sorted(fc.quality.threshold_by_lang.items()) for x in (F.lit(k), F.lit(v))])
-        q_threshold = F.coalesce(m[lang], q_threshold)
-    # keep threshold per language; a null threshold (default or per language) only scores
-    k_threshold = F.lit(fc.keep.threshold if fc.keep.enabled else None).cast("double")
-    if fc.keep.enabled:
-        for k, v in sorted(fc.keep.threshold_by_lang.items(), reverse=True):
-            k_threshold = F.when(lang == F.lit(k), F.lit(v).cast("double")).otherwise(k_threshold)
-    reason = (
-        F.when(F.col("text").isNull(), F.lit(NULL_TEXT))
-        .when(F.length(F.trim(s("text_clean"))) == 0, F.lit(CLUTTER_EMPTY))
-        .when(s("quality_score").isNotNull() & (s("quality_score") < q_threshold), F.lit(QUALITY_BELOW))
-        .when(k_threshold.isNotNull() & s("keep_score").isNotNull() & (s("keep_score") < k_threshold),
-              F.lit(KEEP_BELOW))
-        .otherwise(F.lit(None).cast("string"))
-    )
-    out = scored.select(*cols, reason.alias(REASON_COL))
-    out = out.persist()
-    try:
-        agg = out.agg(
-            F.sum("clutter_lines_removed").alias("lines_removed"),
-            F.avg("quality_score").alias("mean_quality"),
-        ).collect()[0]
-        ctx.stats.extra["filter"] = {
-            "clutter_lines_removed": int(agg["lines_removed"] or 0),
-            "mean_quality_score": None if agg["mean_quality"] is None else round(float(agg["mean_quality"]), 4),
-            "models": versions,
-        }
-        ctx.write_documents(out)
-    finally:
-        out.unpersist()
+    out_schema = output_schema(in_schema, versions)
+    transform = FilterTransform(spec, "lang" in in_schema.names, versions, out_schema.names,
+                                fc.quality.threshold, dict(fc.quality.threshold_by_lang or {}),
+                                fc.keep)
+    totals = ctx.write_parts(layout, transform, out_schema, batch_rows=fc.arrow_max_records_per_batch,
+                             profile=gpu_profile(ctx.spark, ctx.cfg))
+    n = totals.get("quality_n", 0)
+    ctx.stats.extra["filter"] = {
+        "clutter_lines_removed": int(totals.get("lines_removed", 0)),
+        "mean_quality_score": round(totals["quality_sum"] / n, 4) if n else None,
+        "models": versions,
+    }
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def test_clean_incremental_counts_and_determinism(spark, tmp_path):
     assert lc_b == merged and lc_b[key] == 60
     assert stats["line_dedup"]["lines_deleted"] == 20
 
-    # same input in another partitioning -> byte-identical documents
+    # the same documents split and ordered otherwise -> the same rows (the layout follows the input)
     b2 = write_table(spark, list(reversed(second)), str(tmp_path / "b2"), parts=5)
     run_clean(
         spark,
@@ -155,10 +155,25 @@ def test_clean_incremental_counts_and_determinism(spark, tmp_path):
         str(tmp_path / "out_b2"),
         ["clean.line_dedup.max_occurrences=40", f"clean.line_dedup.previous_counts={lc_a}"],
     )
+    out2 = {r["doc_id"]: r for r in spark.read.parquet(str(tmp_path / "out_b2")).collect()}
+    out1 = {r["doc_id"]: r for r in spark.read.parquet(str(tmp_path / "out_b")).collect()}
+    assert out1 == out2
+    # the same input under other Spark partitioning -> byte-identical documents
+    saved = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        spark.conf.set("spark.sql.shuffle.partitions", "7")
+        run_clean(
+            spark,
+            b,
+            str(tmp_path / "out_b3"),
+            ["clean.line_dedup.max_occurrences=40", f"clean.line_dedup.previous_counts={lc_a}"],
+        )
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", saved)
     files = sorted(p.name for p in (tmp_path / "out_b").glob("part-*.parquet"))
-    assert files and files == sorted(p.name for p in (tmp_path / "out_b2").glob("part-*.parquet"))
+    assert files and files == sorted(p.name for p in (tmp_path / "out_b3").glob("part-*.parquet"))
     for f in files:
-        assert (tmp_path / "out_b" / f).read_bytes() == (tmp_path / "out_b2" / f).read_bytes()
+        assert (tmp_path / "out_b" / f).read_bytes() == (tmp_path / "out_b3" / f).read_bytes()
 
     with pytest.raises(ValueError, match="previous line counts"):
         run_clean(spark, b, str(tmp_path / "out_c"), [f"clean.line_dedup.previous_counts={tmp_path}/missing"])

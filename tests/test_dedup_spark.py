@@ -97,14 +97,26 @@ def test_dedup_job_planted_clusters(spark, tmp_path):
     assert all(len(v) == 1 for v in by_cluster.values())
     assert stats["dropped"] == {"minhash_duplicate": len(truth) - n_clusters}
     assert stats["minhash"]["cc_rounds"] >= 0 and stats["minhash"]["candidate_edges"] > 0
+    in_clusters = [d for d, (_, size) in ref.items() if size > 1]
+    assert stats["minhash"]["documents_in_clusters"] == len(in_clusters)
+    assert stats["minhash"]["clusters"] == len({ref[d][0] for d in in_clusters})
 
-    # other partitioning -> byte-identical output; another seed -> other survivors, same clusters
+    # the same documents split and ordered otherwise -> the same rows (the layout follows the input)
     inp2 = write_table(spark, list(reversed(docs)), str(tmp_path / "in2"), parts=5)
     run_dedup(spark, inp2, str(tmp_path / "out2"), [])
+    kept2 = {r["doc_id"]: r for r in spark.read.parquet(str(tmp_path / "out2")).collect()}
+    assert kept2 == kept
+    # the same input under other Spark partitioning -> byte-identical output
+    saved = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        spark.conf.set("spark.sql.shuffle.partitions", "7")
+        run_dedup(spark, inp, str(tmp_path / "out3"), [])
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", saved)
     files = sorted(p.name for p in (tmp_path / "out").glob("part-*.parquet"))
-    assert files == sorted(p.name for p in (tmp_path / "out2").glob("part-*.parquet"))
+    assert len(files) == 3 and files == sorted(p.name for p in (tmp_path / "out3").glob("part-*.parquet"))
     for f in files:
-        assert (tmp_path / "out" / f).read_bytes() == (tmp_path / "out2" / f).read_bytes()
+        assert (tmp_path / "out" / f).read_bytes() == (tmp_path / "out3" / f).read_bytes()
 
 
 def test_dedup_verification_splits_low_jaccard_edges(spark, tmp_path):

@@ -20,12 +20,20 @@ CANDIDATE_SCHEMA = T.StructType(
         T.StructField("line", T.StringType(), True),
     ]
 )
+# The same rows with the document's place in the input layout (jobs.common.InputLayout).
+CANDIDATE_POS_SCHEMA = T.StructType(
+    CANDIDATE_SCHEMA.fields
+    + [T.StructField("file_idx", T.IntegerType(), False), T.StructField("row_idx", T.IntegerType(), False)]
+)
 SIGNAL_PREFIX = "h_"
 EXAMPLE_CHARS = 300  # normalized line text kept for inspection of over-limit lines
 
 
-def candidates_fn(head: int, tail: int, keep_text: bool):
-    """``mapInArrow`` function: (doc_id, fetch_time, text) -> one row per head/tail content line."""
+def candidates_fn(head: int, tail: int, keep_text: bool, positions: bool = False):
+    """``mapInArrow`` function: (doc_id, fetch_time, text) -> one row per head/tail content line
+    (:data:`CANDIDATE_SCHEMA`); with ``positions``, the batches also carry ``file_idx``/``row_idx``
+    and so do the rows (:data:`CANDIDATE_POS_SCHEMA`)."""
+    schema = CANDIDATE_POS_SCHEMA if positions else CANDIDATE_SCHEMA
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pipeline.clean.linededup import candidate_lines
@@ -44,16 +52,18 @@ def candidates_fn(head: int, tail: int, keep_text: bool):
                     keys.append(k)
                     lines.append(norm[:EXAMPLE_CHARS] if keep_text else None)
             rows = pa.array(take, type=pa.int64())
-            yield pa.RecordBatch.from_arrays(
-                [
-                    batch.column("doc_id").take(rows),
-                    ft.take(rows),
-                    pa.array(idx, type=pa.int32()),
-                    pa.array(keys, type=pa.int64()),
-                    pa.array(lines, type=pa.string()),
-                ],
-                names=[f.name for f in CANDIDATE_SCHEMA.fields],
-            )
+            if ft.type != pa.timestamp("us", tz="UTC"):
+                ft = ft.cast(pa.timestamp("us", tz="UTC"))
+            arrays = [
+                batch.column("doc_id").take(rows),
+                ft.take(rows),
+                pa.array(idx, type=pa.int32()),
+                pa.array(keys, type=pa.int64()),
+                pa.array(lines, type=pa.string()),
+            ]
+            if positions:
+                arrays += [batch.column("file_idx").take(rows), batch.column("row_idx").take(rows)]
+            yield pa.RecordBatch.from_arrays(arrays, names=[f.name for f in schema.fields])
 
     return run
 

@@ -43,4 +43,4 @@ class BalanceConfig:
         if not self.max_weight >= 1.0:
             raise ValueError("balance.max_weight must be >= 1 (the most copies a document may get, e.g. 4)")
         if self.num_files is not None and self.num_files < 1:
-            raise ValueError("balance.num_files must be >= 1, or null for spark.sql.shuffle.partitions")
+            raise ValueError("balance.num_files must be >= 1, or null for one output part per input file")

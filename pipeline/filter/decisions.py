@@ -1,5 +1,5 @@
-"""The ``filter`` stage's drop decision as plain Python (the Spark job applies the same rules as column
-expressions in :mod:`jobs.filter`; ``tests/test_filter_decisions.py`` checks both agree).
+"""The ``filter`` stage's drop decision as plain Python: :mod:`jobs.filter` calls :func:`filter_reason`
+on every document of each Arrow batch, and ``bench.filters`` calls it on the labelled pages.
 
 Order: a row without text (``error_filter_null_text``), then no line left after clutter removal
 (:data:`~pipeline.filter.clutter.CLUTTER_EMPTY`), then a quality score below the document language's
