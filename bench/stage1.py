@@ -496,7 +496,7 @@ class TreeSampler:
         self.period = period
         self.me = os.getpid()
         self.seen: dict[tuple[int, int], tuple[int, bool]] = {}  # (pid, start) -> (ticks, auto-reaped)
-        self.info: dict[tuple[int, int], tuple[int, str]] = {}  # (pid, start) -> (ppid, last command line)
+        self.info: dict[tuple[int, int], tuple[int, str]] = {}  # (pid, start) -> (parent, command line)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -528,7 +528,9 @@ class TreeSampler:
                 key = (pid, start)
                 auto = self.seen[key][1] if key in self.seen else _ignores_sigchld(ppid)
                 self.seen[key] = (ticks, auto)
-                self.info[key] = (ppid, _cmdline(pid) or self.info.get(key, (0, ""))[1])
+                # The first parent seen: a worker whose daemon exits first is re-parented here.
+                first_ppid, last_cmd = self.info.get(key, (ppid, ""))
+                self.info[key] = (first_ppid, _cmdline(pid) or last_cmd)
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
