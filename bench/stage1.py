@@ -29,7 +29,8 @@ file (default: the four shared sample-crawl files concatenated, 4,082 records), 
 alone on it; CPU is summed over each job's whole process tree (this process becomes the child
 subreaper of its descendants and waits for all of them; the Python workers, which Spark's daemon
 lets the kernel reap, are sampled from /proc). Printed per round: records per CPU-second of each
-job, the ratio, wall time, and the chassis share ``(job CPU - loop CPU) / job CPU``.
+job, the ratio, wall time, the chassis share ``(job CPU - loop CPU) / job CPU``, and each job's CPU
+by process role (:func:`process_role`: JVM, launcher JVM, driver, Python daemon, each Python worker).
 
 Usage::
 
