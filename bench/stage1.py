@@ -29,7 +29,8 @@ file (default: the four shared sample-crawl files concatenated, 4,082 records), 
 alone on it; CPU is summed over each job's whole process tree (this process becomes the child
 subreaper of its descendants and waits for all of them; the Python workers, which Spark's daemon
 lets the kernel reap, are sampled from /proc). Printed per round: records per CPU-second of each
-job, the ratio, wall time, and the chassis share ``(job CPU - loop CPU) / job CPU``.
+job, the ratio, wall time, the chassis share ``(job CPU - loop CPU) / job CPU``, and each job's CPU
+by process role (:func:`process_role`: JVM, launcher JVM, driver, Python daemon, each Python worker).
 
 Usage::
 
@@ -496,6 +497,7 @@ class TreeSampler:
         self.period = period
         self.me = os.getpid()
         self.seen: dict[tuple[int, int], tuple[int, bool]] = {}  # (pid, start) -> (ticks, auto-reaped)
+        self.info: dict[tuple[int, int], tuple[int, str]] = {}  # (pid, start) -> (parent, command line)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -527,6 +529,9 @@ class TreeSampler:
                 key = (pid, start)
                 auto = self.seen[key][1] if key in self.seen else _ignores_sigchld(ppid)
                 self.seen[key] = (ticks, auto)
+                # The first parent seen: a worker whose daemon exits first is re-parented here.
+                first_ppid, last_cmd = self.info.get(key, (ppid, ""))
+                self.info[key] = (first_ppid, _cmdline(pid) or last_cmd)
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
@@ -548,6 +553,76 @@ class TreeSampler:
 
     def sampled_cpu(self) -> float:
         return sum(t for t, _ in self.seen.values()) / os.sysconf("SC_CLK_TCK")
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Every process seen: pid, parent, role (:func:`process_role`) and its last sampled CPU."""
+        hz = os.sysconf("SC_CLK_TCK")
+        cmd = {pid: self.info[(pid, st)][1] for pid, st in self.seen}
+        out = []
+        for (pid, st), (ticks, _) in sorted(self.seen.items(), key=lambda kv: kv[0][1]):
+            ppid, line = self.info[(pid, st)]
+            out.append(
+                {"pid": pid, "ppid": ppid, "role": process_role(line, cmd.get(ppid, "")), "cpu_s": ticks / hz}
+            )
+        return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def process_role(cmdline: str, parent_cmdline: str) -> str:
+    """What a process of a job is, from its command line and its parent's: ``jvm`` (Spark's driver
+    JVM), ``launcher`` (the short JVM ``spark-submit`` runs to build the JVM's command line),
+    ``driver`` (the job's Python), ``py-daemon`` (Spark's Python daemon), ``py-worker`` (a Python
+    worker it forked), ``shell`` (the launch scripts), ``python`` or ``other``."""
+    words = cmdline.split()
+    exe = os.path.basename(words[0]) if words else ""
+    module = words[words.index("-m") + 1] if "-m" in words[:-1] else ""
+    if module.endswith("daemon"):  # pyspark.daemon, or spark.python.daemon.module's
+        return "py-worker" if cmdline == parent_cmdline else "py-daemon"
+    if module.endswith("worker"):
+        return "py-worker"
+    if exe == "java":
+        return "launcher" if "org.apache.spark.launcher.Main" in cmdline else "jvm"
+    if exe in ("bash", "sh", "dash") or "spark-submit" in cmdline or "spark-class" in cmdline:
+        return "shell"
+    if module.startswith("jobs."):
+        return "driver"
+    if exe.startswith("python"):
+        return "python"
+    return "other"
+
+
+def breakdown(procs: list[dict[str, Any]], total_cpu: float) -> dict[str, Any]:
+    """CPU per role, summed over processes (sampled; ``unattributed`` is the total the process
+    tree's rusage gives minus the sampled sum: CPU of each process's last sampling period)."""
+    roles: dict[str, dict[str, Any]] = {}
+    for p in procs:
+        r = roles.setdefault(p["role"], {"cpu_s": 0.0, "n": 0})
+        r["cpu_s"] += p["cpu_s"]
+        r["n"] += 1
+    sampled = sum(p["cpu_s"] for p in procs)
+    return {
+        "roles": roles,
+        "workers": [round(p["cpu_s"], 2) for p in procs if p["role"] == "py-worker"],
+        "unattributed_cpu_s": total_cpu - sampled,
+    }
+
+
+def format_breakdown(label: str, b: dict[str, Any]) -> str:
+    parts = [
+        f"{role} {r['cpu_s']:.1f}" + (f" ({r['n']})" if r["n"] > 1 else "")
+        for role, r in sorted(b["roles"].items(), key=lambda kv: -kv[1]["cpu_s"])
+    ]
+    line = f"  {label} CPU s by process: " + ", ".join(parts) + f", unattributed {b['unattributed_cpu_s']:.1f}"
+    if b["workers"]:
+        line += f"; each py-worker: {', '.join(f'{w:.1f}' for w in b['workers'])}"
+    return line
 
 
 def run_tree(cmd: list[str], env: dict[str, str], timeout: float = 7200) -> dict[str, Any]:
@@ -580,6 +655,7 @@ def run_tree(cmd: list[str], env: dict[str, str], timeout: float = 7200) -> dict
         "reaped_cpu_s": reaped,
         "auto_reaped_cpu_s": lost,
         "sampled_cpu_s": sampler.sampled_cpu(),
+        "breakdown": breakdown(sampler.processes(), reaped + lost),
     }
 
 
@@ -618,7 +694,13 @@ def ours_job(warc: str, master: str, overrides: list[str]) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "jobs.prepare", "--input", warc, "--output", f"{tmp}/out", *sets]
         r = run_tree(cmd, env)
         stats = json.loads(Path(f"{tmp}/out/_stats.json").read_text(encoding="utf-8"))
-    return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "records": stats["input"], "kept": stats["output"]}
+    return {
+        "cpu_s": r["cpu_s"],
+        "wall_s": r["wall_s"],
+        "records": stats["input"],
+        "kept": stats["output"],
+        "breakdown": r["breakdown"],
+    }
 
 
 def peer_job(warc: str, peer_python: str, timeout: float) -> dict[str, Any]:
@@ -636,7 +718,13 @@ def peer_job(warc: str, peer_python: str, timeout: float) -> dict[str, Any]:
     ]
     r = run_tree(cmd, env)
     inner = json.loads(r["stdout"].strip().splitlines()[-1])
-    return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "kept": inner["kept"], "inner_cpu_s": inner["cpu_s"]}
+    return {
+        "cpu_s": r["cpu_s"],
+        "wall_s": r["wall_s"],
+        "kept": inner["kept"],
+        "inner_cpu_s": inner["cpu_s"],
+        "breakdown": r["breakdown"],
+    }
 
 
 def loop_job(warc: str, overrides: list[str]) -> dict[str, Any]:
@@ -671,6 +759,9 @@ def job_bench(a: argparse.Namespace, use_peer: bool) -> dict[str, Any]:
             f" | chassis {100 * r['overhead']:.1f}% of the job's CPU"
         )
         print(line, flush=True)
+        print(format_breakdown("ours", o["breakdown"]), flush=True)
+        if use_peer:
+            print(format_breakdown("datatrove", r["datatrove"]["breakdown"]), flush=True)
         rounds.append(r)
     if use_peer:
         ratios = sorted(r["ratio"] for r in rounds)

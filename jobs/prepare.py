@@ -15,6 +15,7 @@ record order.
 
 from __future__ import annotations
 
+import json
 import os as _os
 import sys as _sys
 
@@ -24,7 +25,7 @@ if __package__ in (None, ""):
     _sys.path[0] = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 
 from jobs.common import REASON_COL, StageContext, main
-from pipeline.prepare.process import EXACT_DUPLICATE, Prepare
+from pipeline.prepare.process import Prepare
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".warc.gzip")
 # A file listing one path per line: ``.txt``/``.lst``, or Common Crawl's ``warc.paths.gz``
@@ -111,8 +112,9 @@ def local_path(uri: str) -> str:
 
 def run(ctx: StageContext) -> None:
     """Pass 1: one task per WARC file stages its rows (Arrow IPC) and returns keys only. Exact
-    dedup is decided on the keys. Pass 2: one group per output part writes its files' rows."""
-    from pyspark import StorageLevel
+    dedup is decided on the keys. Pass 2: one group per output part writes its files' rows and
+    counts them by drop reason. The whole plan is one Spark job: pass 1 runs once, feeding the
+    dedup shuffle directly (nothing is persisted or counted on the side)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -127,61 +129,56 @@ def run(ctx: StageContext) -> None:
     print(f"[prepare] {n_files} file(s) -> {n_parts} part(s)", flush=True)
     rows_dir = ctx.path("_prepare_rows")
     ctx.fs.mkdirs(rows_dir)
+    for folder in [ctx.staging] + ([ctx.path("_dropped")] if ctx.keep_dropped else []):
+        ctx.fs.mkdirs(folder)
     spark = ctx.spark
     # One id per Spark partition (JVM only: no Python worker just to hand out paths); the paths
     # travel once per worker as a broadcast, not in every task's closure.
     files = spark.range(0, n_files, 1, n_files).selectExpr("cast(id as int) as idx")
     paths_bc = spark.sparkContext.broadcast(paths)
     keys = files.mapInArrow(PrepareFiles(cfg, ctx.fs.qualify(rows_dir), paths_bc), KEYS_DDL)
-    keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
+    # Exact dedup on keys only: survivor = smallest (xxhash64(seed, doc_id), doc_id); file and row
+    # index break ties between records that share a doc_id.
+    rank = [F.xxhash64(F.lit(ctx.cfg.seed), F.col("doc_id")), "doc_id", "file_idx", "row_idx"]
+    kept = keys.filter(F.col(REASON_COL).isNull() & F.col("content_hash").isNotNull())
+    losers = (
+        kept.withColumn("_rank", F.row_number().over(Window.partitionBy("content_hash").orderBy(*rank)))
+        .filter(F.col("_rank") > 1)
+        .select("file_idx", "row_idx")
+    )
+    writer = WriteParts(
+        ctx.fs.qualify(rows_dir),
+        ctx.fs.qualify(ctx.staging),
+        ctx.fs.qualify(ctx.path("_dropped")) if ctx.keep_dropped else None,
+        n_files,
+        n_parts,
+    )
+    # One group per output part: a marker row (so parts without losers are written too) plus
+    # that part's losers. Same Python worker kind as pass 1: no second daemon, no RDD pickling.
+    part = F.expr(f"cast((cast(file_idx as bigint) * {n_parts}) div {n_files} as int)").alias("part")
+    marks = spark.range(0, n_parts).select(
+        F.col("id").cast("int").alias("part"),
+        F.lit(None).cast("int").alias("file_idx"),
+        F.lit(None).cast("int").alias("row_idx"),
+    )
     try:
-        counts = {r[REASON_COL]: int(r["count"]) for r in keys.groupBy(REASON_COL).count().collect()}
-        # Exact dedup on keys only: survivor = smallest (xxhash64(seed, doc_id), doc_id); file and row
-        # index break ties between records that share a doc_id.
-        rank = [F.xxhash64(F.lit(ctx.cfg.seed), F.col("doc_id")), "doc_id", "file_idx", "row_idx"]
-        kept = keys.filter(F.col(REASON_COL).isNull() & F.col("content_hash").isNotNull())
-        losers = (
-            kept.withColumn("_rank", F.row_number().over(Window.partitionBy("content_hash").orderBy(*rank)))
-            .filter(F.col("_rank") > 1)
-            .select("file_idx", "row_idx")
-        )
-        writer = WriteParts(
-            ctx.fs.qualify(rows_dir),
-            ctx.fs.qualify(ctx.staging),
-            ctx.fs.qualify(ctx.path("_dropped")) if ctx.keep_dropped else None,
-            n_files,
-            n_parts,
-        )
-        for folder in [ctx.staging] + ([ctx.path("_dropped")] if ctx.keep_dropped else []):
-            ctx.fs.mkdirs(folder)
-        # One group per output part: a marker row (so parts without losers are written too) plus
-        # that part's losers. Same Python worker kind as pass 1: no second daemon, no RDD pickling.
-        part = F.expr(f"cast((cast(file_idx as bigint) * {n_parts}) div {n_files} as int)").alias("part")
-        marks = spark.range(0, n_parts).select(
-            F.col("id").cast("int").alias("part"),
-            F.lit(None).cast("int").alias("file_idx"),
-            F.lit(None).cast("int").alias("row_idx"),
-        )
-        written = [
-            (r["part"], r["rows"], r["dups"])
-            for r in marks.unionByName(losers.select(part, "file_idx", "row_idx"))
+        written = (
+            marks.unionByName(losers.select(part, "file_idx", "row_idx"))
             .groupBy("part")
             .applyInArrow(writer.group_fn(), WriteParts.RESULT_DDL)
             .collect()
-        ]
-    finally:
-        keys.unpersist()
-        paths_bc.destroy()
-    duplicates = sum(d for _, _, d in written)
-    if sorted(p for p, _, _ in written) != list(range(n_parts)):
-        raise RuntimeError(
-            f"prepare wrote parts {sorted(p for p, _, _ in written)}, expected 0..{n_parts - 1}"
         )
-    counts[None] = counts.get(None, 0) - duplicates
-    if duplicates:
-        counts[EXACT_DUPLICATE] = counts.get(EXACT_DUPLICATE, 0) + duplicates
-    if sum(k for _, k, _ in written) != counts[None]:
-        raise RuntimeError(f"prepare wrote {sum(k for _, k, _ in written)} rows, its keys say {counts[None]}")
+    finally:
+        paths_bc.destroy()
+    if sorted(r["part"] for r in written) != list(range(n_parts)):
+        raise RuntimeError(
+            f"prepare wrote parts {sorted(r['part'] for r in written)}, expected 0..{n_parts - 1}"
+        )
+    counts: dict[str | None, int] = {}
+    for r in written:
+        for reason, n in json.loads(r["reasons"]).items():
+            counts[reason] = counts.get(reason, 0) + n
+        counts[None] = counts.get(None, 0) + r["rows"]
     ctx.stats.add_reasons(counts)
     ctx.fs.delete(rows_dir)
 

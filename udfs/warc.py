@@ -203,9 +203,10 @@ class ParquetPart:
 class WriteParts:
     """Pass 2, one call per output part: ``write(part, losers)`` writes part ``part`` from the
     staged rows of its input files, marking ``losers`` (``(file_idx, row_idx)`` pairs) as exact
-    duplicates. :meth:`group_fn` adapts it to ``groupBy("part").applyInArrow``."""
+    duplicates, and counts its rows: kept, and dropped per reason (the stage's stats).
+    :meth:`group_fn` adapts it to ``groupBy("part").applyInArrow``."""
 
-    RESULT_DDL = "part int, rows long, dups long"
+    RESULT_DDL = "part int, rows long, reasons string"
 
     def __init__(
         self, staging_uri: str, output_uri: str, dropped_uri: str | None, n_files: int, n_parts: int
@@ -223,27 +224,30 @@ class WriteParts:
 
     def group_fn(self):
         """``applyInArrow`` function: the group of one part (a marker row with null indices, plus
-        one row per loser) in, ``(part, rows, dups)`` out."""
+        one row per loser) in, ``(part, kept rows, {drop reason: rows} as JSON)`` out."""
 
         def write_group(table):
+            import json
+
             import pyarrow as pa
 
             part = table.column("part")[0].as_py()
             files, rows = table.column("file_idx").to_pylist(), table.column("row_idx").to_pylist()
             losers = [(f, r) for f, r in zip(files, rows, strict=True) if f is not None]
-            kept, dups = self.write(part, losers)
+            kept, reasons = self.write(part, losers)
             return pa.table(
                 {
                     "part": pa.array([part], pa.int32()),
                     "rows": pa.array([kept], pa.int64()),
-                    "dups": pa.array([dups], pa.int64()),
+                    "reasons": pa.array([json.dumps(reasons, sort_keys=True)], pa.string()),
                 }
             )
 
         return write_group
 
-    def write(self, part: int, losers: list[tuple[int, int]]) -> tuple[int, int]:
-        """Write output part ``part``; returns ``(kept rows, duplicates dropped)``."""
+    def write(self, part: int, losers: list[tuple[int, int]]) -> tuple[int, dict[str, int]]:
+        """Write output part ``part``; returns ``(kept rows, {drop reason: rows})``, the exact
+        duplicates it marked included."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -262,7 +266,7 @@ class WriteParts:
         kept_out = ParquetPart(self.output_uri, name, kept_schema, attempt)
         dropped_out = ParquetPart(self.dropped_uri, name, schema, attempt) if self.dropped_uri else None
         fs, root = _fs(self.staging_uri)
-        dups = 0
+        reasons: dict[str, int] = {}
         for file_idx in self.files_of(part):
             lost = np.array(sorted(by_file.pop(file_idx, [])), dtype=np.int64)
             start = 0
@@ -280,15 +284,21 @@ class WriteParts:
                         batch = batch.set_column(
                             batch.schema.get_field_index("drop_reason"), "drop_reason", reason
                         )
-                        dups += len(here)
                     start += n
+                    for v in pc.value_counts(reason).to_pylist():
+                        if v["values"] is not None:
+                            reasons[v["values"]] = reasons.get(v["values"], 0) + v["counts"]
                     keep = pc.is_null(reason)
                     kept_out.write(batch.filter(keep).drop_columns(["drop_reason"]))
                     if dropped_out is not None:
                         dropped_out.write(batch.filter(pc.invert(keep)))
+            if len(lost) and lost[-1] >= start:
+                raise ValueError(
+                    f"part {part}: duplicate key row {int(lost[-1])} is past the {start} rows staged for file {file_idx}"
+                )
         if by_file:
             raise ValueError(f"part {part}: duplicate keys for files {sorted(by_file)} outside this part")
         kept_out.close()
         if dropped_out is not None:
             dropped_out.close()
-        return kept_out.rows, dups
+        return kept_out.rows, reasons
