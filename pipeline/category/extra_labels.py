@@ -85,22 +85,16 @@ def text_sha1(text: str) -> str:
 
 
 def read_extra(path: str | Path = EXTRA_PATH) -> list[dict]:
-    """The label records (no text); a malformed line stops with its line number."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i}: not JSON ({e})") from e
-            missing = [k for k in FIELDS if k not in r]
-            if missing:
-                raise ValueError(f"{path}:{i}: missing fields {missing}")
-            if r["split"] not in ("dev", "test"):
-                raise ValueError(f"{path}:{i}: split must be dev or test, got {r['split']!r}")
-            rows.append(r)
+    """The label records (no text); a malformed record stops with its number (1 = first record)."""
+    from pipeline.filter.labeled import read_records
+
+    rows = read_records(path)
+    for i, r in enumerate(rows, 1):
+        missing = [k for k in FIELDS if k not in r]
+        if missing:
+            raise ValueError(f"{path}:{i}: missing fields {missing}")
+        if r["split"] not in ("dev", "test"):
+            raise ValueError(f"{path}:{i}: split must be dev or test, got {r['split']!r}")
     return rows
 
 
