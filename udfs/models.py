@@ -1,18 +1,18 @@
 """GPU-batched model inference in Spark: the per-worker model cache, the task's device, and the
 ``filter`` stage's scoring function.
 
-* The ``filter`` job scores through ``mapInArrow`` (:func:`make_score_batches`), applied with
-  :func:`udfs.resources.map_in_arrow` so the stage-level GPU profile of
-  :func:`udfs.resources.gpu_profile` reaches the model stage's tasks when one is configured. Each
-  Arrow batch passes through untouched and gains the score columns of :data:`SCORE_FIELDS`.
+* The ``filter`` job scores each Arrow batch of its write pass with :func:`make_score_batches`
+  (``jobs.filter.FilterTransform``, run by ``StageContext.write_parts`` in the stage-level GPU profile of
+  :func:`udfs.resources.gpu_profile` when one is configured). Each batch passes through untouched and
+  gains the score columns of :data:`SCORE_FIELDS`.
 * Models are loaded once per Python worker process through :func:`models.common.get_or_load` (Spark
   reuses workers across tasks with ``spark.python.worker.reuse=true``, the default), never per batch
   or task. :func:`load_counts_batches` exposes the counters so tests can check it across tasks.
 * The device is the GPU Spark assigned to the task (``TaskContext.get().resources()["gpu"]``, set with
   ``spark.task.resource.gpu.amount`` or the stage's profile) when ``filter.device`` is
   ``auto``/``cuda``, else the CPU.
-* The Arrow batch size (``spark.sql.execution.arrow.maxRecordsPerBatch``) is set from
-  ``filter.arrow_max_records_per_batch`` by the job; inside one Arrow batch the predictors cut
+* The batch size is ``filter.arrow_max_records_per_batch`` (the write pass cuts the input files into
+  batches of that many documents); inside one batch the predictors cut
   device-sized model batches (``batch_*_cpu`` / ``batch_*_gpu``).
 """
 
@@ -168,15 +168,6 @@ def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, devi
         keep[nonempty] = km.score(np.vstack(rows))
     out["keep_score"] = keep
     return out
-
-
-def score_columns_schema(input_schema: Any) -> Any:
-    """Spark schema of :func:`make_score_batches`' output: the input columns, then the score columns."""
-    from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, StructType
-
-    types = {"string": StringType(), "int": IntegerType(), "float": FloatType()}
-    return StructType(list(input_schema.fields) + [StructField(SCORE_PREFIX + n, types[t], True)
-                                                   for n, t in SCORE_FIELDS])
 
 
 def _arrow_types():
