@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stage1 import REPO, SHARED, run_tree
+from bench.stage1 import REPO, SHARED, format_breakdown, run_tree
 
 STAGES = ("clean", "dedup", "filter", "balance", "tokenize")
 BASE = REPO / "out" / "bench" / "chassis"
@@ -64,7 +64,10 @@ def run_job(stage: str, inp: Path, out: Path, master: str, sets: list[str]) -> d
     cmd = [sys.executable, "-m", f"jobs.{stage}", "--input", str(inp), "--output", str(out), "--overwrite", *args]
     r = run_tree(cmd, _env(master))
     stats = json.loads((out / "_stats.json").read_text(encoding="utf-8"))
-    return {"cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "records": stats["input"], "kept": stats["output"]}
+    return {
+        "cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "records": stats["input"], "kept": stats["output"],
+        "breakdown": r["breakdown"],
+    }
 
 
 def prepare_input(master: str) -> Path:
@@ -297,6 +300,7 @@ def measure(stage: str, scale: int, master: str, sets: list[str], base_input: Pa
         f" | load {la0} -> {r['load_after']}",
         flush=True,
     )
+    print(format_breakdown("job", job["breakdown"]), flush=True)
     return r
 
 
