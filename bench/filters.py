@@ -353,7 +353,12 @@ def short_line_lengths(recs: list[dict], clean: dict[str, dict], ref_chars: int,
     (:mod:`pipeline.filter.calibrate`): as many words (median characters per word, the words the Gopher
     rules count: jieba tokens for Chinese) and the same page-weighted share of short lines. Printed as
     ``clean.fineweb.short_line_chars_by_lang`` candidates."""
-    from pipeline.filter.calibrate import chars_per_word, line_lengths, share_matched_chars, word_equivalent_chars
+    from pipeline.filter.calibrate import (
+        chars_per_word,
+        line_lengths,
+        share_matched_chars,
+        word_equivalent_chars,
+    )
 
     good: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
