@@ -50,8 +50,8 @@ class FineWebConfig:
 
     ``short_line_chars``: a line shorter than this many characters is short (FineWeb: 30, about five
     English words). ``short_line_chars_by_lang``: the length for a language whose characters carry more
-    (lid.176 code -> characters), chosen so that the same share of the lines of its good dev pages is
-    short as of the English ones under 30 characters (``python -m bench.filters --short-line-chars``).
+    (lid.176 code -> characters): the characters of as many of its words as 30 English characters hold,
+    measured on the good dev pages (``python -m bench.filters --short-line-chars``).
     """
 
     short_line_chars: int = 30

@@ -6,8 +6,8 @@ language, live in ``conf/defaults/clean.yaml``.
 
 The short-line length is a number of characters per language (``clean.fineweb.short_line_chars`` and
 ``short_line_chars_by_lang``): FineWeb's 30 characters are about five English words, while 30 Chinese
-characters are a whole clause of ~14 jieba words, so Chinese has its own length (the same share of the
-lines of good pages counts as short as under 30 characters in English).
+characters are a whole clause of ~14 jieba words, so Chinese has its own length (as many words as 30
+English characters).
 """
 
 from __future__ import annotations
