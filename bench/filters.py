@@ -347,6 +347,46 @@ def calibrate_langs(recs: list[dict], clean: dict[str, dict], filt: dict[str, di
     return out
 
 
+def short_line_lengths(recs: list[dict], clean: dict[str, dict], ref_chars: int, ref_lang: str = "en") -> dict:
+    """Per language other than ``ref_lang``: the short-line length (characters) equivalent to ``ref_chars``
+    characters of ``ref_lang``, measured on the dev good pages' clean texts two ways
+    (:mod:`pipeline.filter.calibrate`): as many words (median characters per word, the words the Gopher
+    rules count: jieba tokens for Chinese) and the same page-weighted share of short lines. Printed as
+    ``clean.fineweb.short_line_chars_by_lang`` candidates."""
+    from pipeline.filter.calibrate import (
+        chars_per_word,
+        line_lengths,
+        share_matched_chars,
+        word_equivalent_chars,
+    )
+
+    good: dict[str, list[dict]] = defaultdict(list)
+    for r in recs:
+        if r["split"] == "dev" and r["verdict"] == "keep" and r.get("lang"):
+            good[r["lang"]].append(clean[r["id"]])
+
+    def cpw(cs):
+        return [v for c in cs if (v := chars_per_word(c["text"], int(c["signals"].get("n_words") or 0)))]
+
+    def lengths(cs):
+        return [line_lengths(c["text"]) for c in cs]
+
+    out = {}
+    ref = good.get(ref_lang, [])
+    print(f"\n### short-line length equivalent to {ref_chars} {ref_lang} characters (dev good pages)")
+    for lang in sorted(good):
+        if lang == ref_lang or lang not in LANGS:
+            continue
+        cs = good[lang]
+        words = word_equivalent_chars(cpw(ref), cpw(cs), ref_chars)
+        n, q, qn = share_matched_chars(lengths(ref), lengths(cs), ref_chars)
+        out[lang] = {"pages": len(cs), "word_equivalent": round(words, 2), "share_matched": n,
+                     "ref_share": round(q, 4), "share_at_matched": round(qn, 4)}
+        print(f"  {lang} ({len(cs)} pages): as many words: {words:.1f} characters; same share of short lines "
+              f"({100 * q:.1f} %): {n} characters ({100 * qn:.1f} %)")
+    return out
+
+
 def keep_features(recs: list[dict], clean: dict[str, dict], filt: dict[str, dict]):
     """The keep score's feature matrix of ``recs`` (as the filter stage computes it)."""
     import numpy as np
@@ -430,6 +470,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="calibration: a tightened bound must pass this fraction of the dev good pages alone")
     p.add_argument("--junk-cost", type=float, default=4.0,
                    help="calibration: good pages a loosening must rescue per junk page it lets through")
+    p.add_argument("--short-line-chars", action="store_true",
+                   help="print each language's short-line length (characters) equivalent to FineWeb's "
+                        "clean.fineweb.short_line_chars English characters, on the dev good pages (clean only)")
     p.add_argument("--train-keep", default=None, metavar="DIR",
                    help="train the keep score on the dev pages (pipeline.filter.keepscore.train) and write its "
                         "artifact to DIR; prints the threshold for filter.keep.threshold_by_lang and test figures")
@@ -461,6 +504,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.split = "dev"
     ld_texts = line_dedup_all(docs, cfg.clean)
     clean = clean_decisions(recs, ld_texts, cfg.clean)
+    if args.short_line_chars:  # unit calibration: clean texts and signals only
+        return {"short_line_chars": short_line_lengths(recs, clean, cfg.clean.fineweb.short_line_chars)}
     filt = filter_decisions(recs, clean, cfg.filter, clean_cfg=cfg.clean)
     by_split = {sp: summarize([r for r in recs if sp == "all" or r["split"] == sp], clean, filt)
                 for sp in ("dev", "test", "all")}

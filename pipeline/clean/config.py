@@ -44,6 +44,20 @@ class C4Config:
     policy_phrases: list[str] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass
+class FineWebConfig:
+    """FineWeb's line-structure signals (Penedo et al. 2024, Sec. 3.6): the short-line length.
+
+    ``short_line_chars``: a line shorter than this many characters is short (FineWeb: 30, about five
+    English words). ``short_line_chars_by_lang``: the length for a language whose characters carry more
+    (lid.176 code -> characters): the characters of as many of its words as 30 English characters hold,
+    measured on the good dev pages (``python -m bench.filters --short-line-chars``).
+    """
+
+    short_line_chars: int = 30
+    short_line_chars_by_lang: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
 def _active(b: Bounds | None) -> bool:
     return b is not None and (b.min is not None or b.max is not None)
 
@@ -60,6 +74,7 @@ def word_rules() -> tuple[str, ...]:
 class CleanConfig:
     line_dedup: LineDedupConfig = dataclasses.field(default_factory=LineDedupConfig)
     c4: C4Config = dataclasses.field(default_factory=C4Config)
+    fineweb: FineWebConfig = dataclasses.field(default_factory=FineWebConfig)
     # Languages (lid.176 codes) tokenized into words with jieba; every other language splits on
     # whitespace (Gopher's word definition).
     jieba_langs: list[str] = dataclasses.field(default_factory=lambda: ["zh"])
@@ -79,6 +94,12 @@ class CleanConfig:
             raise ValueError("clean.line_dedup.head_lines/tail_lines must be >= 0 and not both 0")
         if ld.max_occurrences < 1:
             raise ValueError("clean.line_dedup.max_occurrences must be >= 1 (e.g. 200)")
+        fw = self.fineweb
+        for where, n in [("clean.fineweb.short_line_chars", fw.short_line_chars)] + [
+            (f"clean.fineweb.short_line_chars_by_lang.{lang}", n) for lang, n in fw.short_line_chars_by_lang.items()
+        ]:
+            if n < 1:
+                raise ValueError(f"{where}: {n}; give a line length in characters >= 1 (FineWeb: 30)")
         for where, rules in [("clean.rules", self.rules)] + [
             (f"clean.lang_rules.{lang}", r) for lang, r in self.lang_rules.items()
         ]:
@@ -96,6 +117,13 @@ class CleanConfig:
                     f"clean.lang_rules.{lang} lacks {', '.join(missing)}: {lang} words are jieba tokens, so the "
                     f"English bounds of clean.rules do not carry over; set each from {lang} data "
                     "(python -m bench.filters --calibrate) or to {} to turn it off for this language"
+                )
+            if _active(self.bounds_for(lang).get("fineweb_short_lines")) and lang not in fw.short_line_chars_by_lang:
+                raise ValueError(
+                    f"clean.fineweb.short_line_chars_by_lang lacks {lang}: a {lang} character carries more than "
+                    f"a Latin one, so FineWeb's {fw.short_line_chars}-character short line means something else "
+                    f"there; set it from {lang} data (python -m bench.filters --short-line-chars) or turn "
+                    f"clean.lang_rules.{lang}.fineweb_short_lines off ({{}})"
                 )
 
     def bounds_for(self, lang: str | None) -> dict[str, Bounds]:

@@ -184,3 +184,49 @@ def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 
     good, caught = counts(pages, table)
     log(f"end: {good}/{len(keep)} good pages removed, {caught}/{len(junk)} junk caught")
     return table
+
+
+# ---------------------------------------------------------------- line lengths in a language's own units
+
+
+def line_lengths(text: str) -> list[int]:
+    """Characters of each non-empty line, stripped as the FineWeb signals strip it (whitespace, ``|``)."""
+    lines = [ln.strip().strip("| \t") for ln in text.split("\n")]
+    return [len(ln) for ln in lines if ln]
+
+
+def chars_per_word(text: str, words: int) -> float | None:
+    """Characters of the non-empty lines (spaces and punctuation included) per word; None without words."""
+    return sum(line_lengths(text)) / words if words else None
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def word_equivalent_chars(ref_cpw: list[float], cpw: list[float], ref_chars: int) -> float:
+    """The line length, in characters of a language with ``cpw`` characters per word (one value per good
+    page), that holds as many words as ``ref_chars`` characters of the reference language (``ref_cpw``):
+    ``ref_chars * median(cpw) / median(ref_cpw)``. FineWeb's 30 English characters are ~5 words."""
+    if not ref_cpw or not cpw:
+        raise ValueError("word_equivalent_chars needs pages of both languages")
+    return ref_chars * _median(cpw) / _median(ref_cpw)
+
+
+def share_matched_chars(ref_pages: list[list[int]], pages: list[list[int]], ref_chars: int,
+                        max_chars: int = 200) -> tuple[int, float, float]:
+    """The length ``n`` under which the share of short lines of a language's good pages (``pages``: the
+    line lengths of each page; each page weighs the same) is closest to the share of the reference pages'
+    lines shorter than ``ref_chars``. Returns ``(n, reference share, share at n)``; ties go to the
+    shorter length."""
+    def share(ps: list[list[int]], n: int) -> float:
+        ps = [p for p in ps if p]
+        return sum(sum(x < n for x in p) / len(p) for p in ps) / len(ps)
+
+    if not any(ref_pages) or not any(pages):
+        raise ValueError("share_matched_chars needs pages with lines in both languages")
+    q = share(ref_pages, ref_chars)
+    best = min(range(1, max_chars + 1), key=lambda n: (abs(share(pages, n) - q), n))
+    return best, q, share(pages, best)

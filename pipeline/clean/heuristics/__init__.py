@@ -108,6 +108,14 @@ class HeuristicParams:
     remove_javascript_lines: bool = True
     remove_policy_lines: bool = True
     policy_phrases: tuple[str, ...] = c4.DEFAULT_POLICY_PHRASES
+    # FineWeb short-line length in characters, and per-language lengths ((lang, chars) pairs)
+    short_line_chars: int = fineweb.SHORT_LINE_CHARS
+    short_line_chars_by_lang: tuple[tuple[str, int], ...] = ()
+
+    def short_line_chars_for(self, lang: str | None) -> int:
+        """The short-line length of documents of ``lang`` (its base code: ``zh-Hant`` -> ``zh``)."""
+        base = (lang or "").split("-")[0].split("_")[0]
+        return dict(self.short_line_chars_by_lang).get(base, self.short_line_chars)
 
     @classmethod
     def from_config(cls, clean_cfg) -> HeuristicParams:
@@ -118,6 +126,8 @@ class HeuristicParams:
             remove_javascript_lines=clean_cfg.c4.remove_javascript_lines,
             remove_policy_lines=clean_cfg.c4.remove_policy_lines,
             policy_phrases=tuple(clean_cfg.c4.policy_phrases) or c4.DEFAULT_POLICY_PHRASES,
+            short_line_chars=clean_cfg.fineweb.short_line_chars,
+            short_line_chars_by_lang=tuple(sorted(clean_cfg.fineweb.short_line_chars_by_lang.items())),
         )
 
 
@@ -142,7 +152,7 @@ def score_document(
     signals.update(gq.quality_signals(text, toks, words, stop, cjk))
     signals.update(gr.repetition_signals(text, words))
     signals.update(c4.c4_page_signals(text))
-    signals.update(fineweb.fineweb_signals(text))
+    signals.update(fineweb.fineweb_signals(text, params.short_line_chars_for(lang)))
     return text, signals
 
 
