@@ -1,14 +1,16 @@
-"""Faster evaluation of trafilatura's pruning XPaths, same node sets.
+"""Faster evaluation of trafilatura's pruning XPath lists, same pruning.
 
 trafilatura removes boilerplate sections with XPath expressions of the form
 ``.//*[self::div or ...][re:test(@id, '...') or contains(@class, '...') or ...]``. lxml runs each
 EXSLT ``re:test`` as a Python callback and libxml2 re-reads every attribute for every predicate:
 two such expressions (OVERALL_DISCARD_XPATH) cost ~10 ms per page, a quarter of the loop's CPU,
-run twice per page. This module compiles the expressions of that shape into one Python pass over
-the elements (each attribute read once, each regex precompiled) returning the same elements in the
-same (document) order, and :func:`use_compiled` puts them in trafilatura's lists in place of the XPath
-objects (``prune_unwanted_nodes`` only calls them). An expression outside the supported subset is
-left as it is. ``tests/test_prepare_loop.py`` checks equal node sets on the gold pages.
+run twice per page. This module compiles each run of consecutive expressions of that shape into
+ONE generated Python walk over the elements (each attribute read once, each regex precompiled and
+its results remembered per value) that gives ``prune_unwanted_nodes`` what the expressions give it
+one by one (:class:`CompiledXPath`), and :func:`use_compiled` puts the runs in trafilatura's lists
+in place of the XPath objects (``prune_unwanted_nodes`` only calls them). An expression outside the
+supported subset is left as it is, between runs. ``tests/test_prepare_loop.py`` checks equal node
+sets, equal pruned trees and equal ``extract()`` output on gold pages.
 
 Supported: a path ``.//*`` or ``.//name`` followed by predicates built from ``or``, ``and``,
 ``not(...)``, parentheses, ``self::name``, ``.//name`` (inside ``not``), ``@a`` (exists),
