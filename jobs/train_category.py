@@ -421,8 +421,8 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         f"beta = {kp.get('beta', 0.0)} ({data['beta_how']}) and temperature = {cfg.get('temperature', 1.0)} "
         f"({data.get('temperature_how') or 'fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on silver labels'}). "
         f"Keyword scores are the weak labeler's per-leaf scores of the first {kp.get('max_chars', cfg['max_chars'])} "
-        + ("characters the network reads (title included), " if cfg.get("title") else "characters of the text ")
-        + "(English, Chinese and German lists, stored in config.json)"
+        + ("characters the network reads (title included; " if cfg.get("title") else "characters of the text (")
+        + "English, Chinese and German lists, stored in config.json)"
         + (f", plus {kp['url_weight']} per word of the page URL's host and path in a leaf's URL list (hosts under "
            "the reserved `.test` domain give none)." if kp.get("url_weight") else ". URL words are not used at inference."),
         "",
