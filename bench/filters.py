@@ -240,20 +240,24 @@ def compare(ours: dict[str, str | None], spark: dict[str, str | None]) -> dict:
     return {"compared": len(common), "agree": len(common) - len(diff), "differ": diff[:20], "n_differ": len(diff)}
 
 
-def category_speed(texts: list[str], model: str, batch: int, min_seconds: float = 5.0) -> dict:
+def category_speed(texts: list[str], model: str, batch: int, min_seconds: float = 5.0,
+                   urls: list[str | None] | None = None, titles: list[str | None] | None = None) -> dict:
     """Documents per CPU-second of the category predictor, one thread (featurization + network + keyword
-    prior, as the filter stage calls it per batch), over passes of ``texts`` for at least ``min_seconds``."""
+    prior, with the pages' URLs and titles, as the filter stage calls it per batch), over passes of
+    ``texts`` for at least ``min_seconds``."""
     import torch
 
     from models.category import load
 
     torch.set_num_threads(1)
     pred = load(None if model == "default" else model, "cpu")
-    pred.predict(texts[:batch])  # warm-up: hash caches
+    us = urls if urls is not None else [None] * len(texts)
+    ts = titles if titles is not None else [None] * len(texts)
+    pred.predict(texts[:batch], urls=us[:batch], titles=ts[:batch])  # warm-up: hash caches
     n, t0, w0 = 0, time.process_time(), time.perf_counter()
     while time.process_time() - t0 < min_seconds:
         for s in range(0, len(texts), batch):
-            pred.predict(texts[s : s + batch])
+            pred.predict(texts[s : s + batch], urls=us[s : s + batch], titles=ts[s : s + batch])
         n += len(texts)
     cpu = time.process_time() - t0
     return {"model": pred.version, "docs": n, "cpu_seconds": round(cpu, 2), "docs_per_cpu_second": round(n / cpu, 1),
@@ -535,7 +539,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"\n{k}: {c['agree']}/{c['compared']} decisions agree" + (f"; differ: {c['differ'][:5]}" if c["differ"] else ""))
     if args.category_speed:
         res["category_speed"] = category_speed([r["text"] for r in recs], args.category_speed,
-                                               cfg.filter.category.batch_docs_cpu)
+                                               cfg.filter.category.batch_docs_cpu, urls=[r.get("url") for r in recs],
+                                               titles=[r.get("title") for r in recs])
         print(f"\ncategory predictor: {res['category_speed']}")
     if args.calibrate is not None:
         floors = None

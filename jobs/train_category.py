@@ -55,6 +55,7 @@ DEFAULTS = {
     "batch_size": 32,
     "weight_decay": 0.0,
     "seed": 1234,
+    "title": 1,  # read the page title (a line in front of the text) when the input has one
 }
 
 
@@ -119,6 +120,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="characters of each text the keyword prior reads (its Python matching is most of the inference "
         "time; on the tune sites 1,000-4,000 give the same accuracy)",
     )
+    p.add_argument(
+        "--prior-url-weight",
+        type=float,
+        default=3.0,
+        help="score the keyword prior adds per URL word of a leaf's `url` list (the weak labeler's URL rule); "
+        "0 = the prior reads the text only",
+    )
     p.add_argument("--label-weight", type=float, default=4.0, help="weight of an annotator label vs a weak one")
     p.add_argument("--alt-weight", type=float, default=0.5, help="weight of each accepted alternative (x label weight)")
     p.add_argument("--tune-percent", type=int, default=30, help="dev sites held out of training to choose beta")
@@ -145,6 +153,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--out is required unless --evaluate MODEL")
     if args.prior_chars <= 0:
         p.error("--prior-chars must be > 0")
+    if args.prior_url_weight < 0:
+        p.error("--prior-url-weight must be >= 0")
     if not 0.0 <= args.holdout < 1.0:
         p.error("--holdout must be in [0, 1)")
     if args.keyword_prior != "auto":
@@ -176,9 +186,9 @@ def _read_jsonl_urls(paths: list[str]) -> list[dict]:
 
 def collect(
     args: argparse.Namespace, tax, log=print, labels: bool = True
-) -> tuple[list[dict], dict[str, str]]:
-    """Labeled rows ``{text, category, url}`` and a URL -> text map of every document read
-    (``labels=False``: only the map, for evaluating a model)."""
+) -> tuple[list[dict], dict[str, dict]]:
+    """Labeled rows ``{text, title, category, url}`` and a URL -> ``{text, title}`` map of every document
+    read (``labels=False``: only the map, for evaluating a model)."""
     from pipeline.category.corpus import iter_documents
     from pipeline.category.taxonomy import load_keywords
     from pipeline.category.weak_labels import WeakLabeler, load_config
@@ -190,7 +200,7 @@ def collect(
         else None
     )
     rows: list[dict] = []
-    url_text: dict[str, str] = {}
+    url_text: dict[str, dict] = {}
     seen: set[str] = set()
     bad: Counter = Counter()
     n_read = n_excl = n_dup = n_unlabeled = 0
@@ -198,9 +208,9 @@ def collect(
         if args.max_docs and n_read >= args.max_docs:
             break
         n_read += 1
-        text, url = doc.get("text") or "", doc.get("url") or ""
+        text, url, title = doc.get("text") or "", doc.get("url") or "", doc.get("title") or None
         if url:
-            url_text.setdefault(url, text)
+            url_text.setdefault(url, {"text": text, "title": title})
         if not labels:
             continue
         if url and url in excluded:
@@ -226,7 +236,7 @@ def collect(
             n_dup += 1
             continue
         seen.add(key)
-        rows.append({"text": text, "category": cat, "url": url})
+        rows.append({"text": text, "title": title, "category": cat, "url": url})
     if bad:
         raise ValueError(
             f"{sum(bad.values())} rows have a missing or unknown `category` (e.g. {list(bad)[:5]}); "
@@ -239,33 +249,39 @@ def collect(
     return rows, url_text
 
 
-def eval_set(paths: list[str], url_text: dict[str, str], tax, log=print) -> list[dict]:
-    """Hand-labeled rows found in the inputs: ``{text, category (id), split, lang}``."""
+def eval_set(paths: list[str], url_text: dict[str, dict], tax, log=print) -> list[dict]:
+    """Hand-labeled rows found in the inputs: ``{text, title, url, category (id), split, lang}``."""
     rows, missing = [], 0
     for r in _read_jsonl_urls(paths):
-        t = url_text.get(r["url"])
-        if t is None:
+        d = url_text.get(r["url"])
+        if d is None:
             missing += 1
             continue
         rows.append(
-            {"text": t, "category": tax.id_of(r["category"]), "split": r.get("split") or "test", "lang": r.get("lang") or ""}
+            {"text": d["text"], "title": d["title"], "url": r["url"], "category": tax.id_of(r["category"]), "split": r.get("split") or "test", "lang": r.get("lang") or ""}
         )
     if missing:
         log(f"eval: {missing} labeled URLs not found in the inputs (their text is needed)")
     return rows
 
 
-def evaluate(pred, texts: list[str], gold: list[int], tax) -> dict:
+def predict_rows(pred, rows: list[dict], k: int = 5) -> np.ndarray:
+    """int64 [N, k] top leaves of rows ``{text, url?, title?}``, as the filter stage predicts them."""
+    top, _ = pred.predict_topk([r["text"] for r in rows], k, urls=[r.get("url") for r in rows],
+                               titles=[r.get("title") for r in rows])
+    return top
+
+
+def evaluate(pred, rows: list[dict], tax) -> dict:
     from pipeline.category.metrics import evaluate_topk
 
-    top, _ = pred.predict_topk(texts, 5)
-    return evaluate_topk(top, gold, tax)
+    return evaluate_topk(predict_rows(pred, rows), [r["category"] for r in rows], tax)
 
 
 def evaluate_rows(pred, rows: list[dict], tax) -> dict:
     """Figures on all rows, then per split (dev/test) and per language within each split."""
     def ev(sub: list[dict]) -> dict:
-        return evaluate(pred, [r["text"] for r in sub], [r["category"] for r in sub], tax)
+        return evaluate(pred, sub, tax)
 
     out = {"all": ev(rows)}
     for sp in sorted({r["split"] for r in rows}):
@@ -285,8 +301,9 @@ def choose_beta(pred, dev: list[dict], tax, log=print) -> tuple[float, dict]:
     """The grid value of beta with the best dev top-1 (ties: top-5, then the smaller beta)."""
     from pipeline.category.metrics import evaluate_accepted, evaluate_topk
 
-    net = pred.network_logits([r["text"] for r in dev]).astype(np.float64)
-    kw = np.log1p(pred_keyword_scores(pred, [r["text"] for r in dev]))
+    texts = pred.model_texts([r["text"] for r in dev], [r.get("title") for r in dev])
+    net = pred.network_logits(texts).astype(np.float64)
+    kw = np.log1p(pred_keyword_scores(pred, texts, [r.get("url") for r in dev]))
     gold = [r["category"] for r in dev]
     table = {}
     for b in BETA_GRID:
@@ -301,9 +318,9 @@ def choose_beta(pred, dev: list[dict], tax, log=print) -> tuple[float, dict]:
     return best, {str(b): {"top1": v[0], "top5": v[1]} for b, v in table.items()}
 
 
-def pred_keyword_scores(pred, texts: list[str]) -> np.ndarray:
+def pred_keyword_scores(pred, texts: list[str], urls: list[str | None] | None = None) -> np.ndarray:
     """Keyword scores with the prior's settings even while the predictor's beta is still 0."""
-    return pred.labeler.score_matrix(texts, pred.prior_chars)
+    return pred.labeler.score_matrix(texts, pred.prior_chars, urls)
 
 
 def fit_temperature(logits: np.ndarray, gold: list[int]) -> float:
@@ -338,7 +355,9 @@ def network_description(cfg: dict) -> str:
         )
     opt = "sparse Adam for the bags, Adam for the linear layer" if cfg.get("sparse") else "Adam"
     return (
-        f"Network over the first {cfg['max_chars']} characters: " + "; ".join(bags) + (" (concatenated)" if len(bags) > 1 else "")
+        f"Network over the first {cfg['max_chars']} characters"
+        + (" of the page title (a line of its own, when the page has one) followed by the text" if cfg.get("title") else "")
+        + ": " + "; ".join(bags) + (" (concatenated)" if len(bags) > 1 else "")
         + f" -> linear -> {cfg['num_classes']} leaves of `conf/taxonomy.yaml`. Weights float16 (safetensors). "
         f"Deterministic training (seed {cfg['seed']}, one thread): {cfg['epochs']} epochs, {opt}, lr {cfg['lr']} "
         f"decayed linearly, batch {cfg['batch_size']}, label smoothing 0.05."
@@ -358,7 +377,7 @@ def write_weights(model, out: Path) -> str:
 
 def write_config(cfg: dict, out: Path, date: str, weights_sha256: str) -> dict:
     """Write config.json; the version hashes the weights and every setting that changes predictions."""
-    decisive = {k: cfg.get(k) for k in ("keyword_prior", "temperature", "num_buckets", "max_chars", "max_features")}
+    decisive = {k: cfg.get(k) for k in ("keyword_prior", "temperature", "num_buckets", "max_chars", "max_features", "title")}
     digest = hashlib.sha256(
         (weights_sha256 + json.dumps(decisive, sort_keys=True, ensure_ascii=False)).encode("utf-8")
     ).hexdigest()
@@ -402,8 +421,10 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         f"beta = {kp.get('beta', 0.0)} ({data['beta_how']}) and temperature = {cfg.get('temperature', 1.0)} "
         f"({data.get('temperature_how') or 'fitted on the held-out split by negative log-likelihood, so `category_prob` is calibrated on silver labels'}). "
         f"Keyword scores are the weak labeler's per-leaf scores of the first {kp.get('max_chars', cfg['max_chars'])} "
-        "characters of the text (English, Chinese and German lists, stored in config.json; URL words are not used "
-        "at inference).",
+        + ("characters the network reads (title included; " if cfg.get("title") else "characters of the text (")
+        + "English, Chinese and German lists, stored in config.json)"
+        + (f", plus {kp['url_weight']} per word of the page URL's host and path in a leaf's URL list (hosts under "
+           "the reserved `.test` domain give none)." if kp.get("url_weight") else ". URL words are not used at inference."),
         "",
         "## Training data and labels",
         data["labels_how"],
@@ -413,7 +434,7 @@ def model_card(cfg: dict, metrics: dict, data: dict) -> str:
         f"by a hash of the URL); classes with at least one training document: {data['n_classes']}",
         f"- pseudo-documents from the taxonomy (names, descriptions, keywords): {data['n_seed']}",
         *([f"- written example documents (`{data['synthetic']}`: {data['n_synthetic']} short page texts written for "
-           f"this taxonomy, 5 per leaf in English and in Chinese, not taken from any crawl), weight "
+           f"this taxonomy, {data['synthetic_per_leaf']}, not taken from any crawl), weight "
            f"{data['synthetic_weight']}"] if data.get("n_synthetic") else []),
         f"- most frequent labels: {', '.join(f'{k} ({v})' for k, v in data['top_labels'])}",
         "",
@@ -498,7 +519,7 @@ def labelled_corpus(args: argparse.Namespace, tax, log=print) -> tuple[list[dict
         site = evalset.site_of(d["url"], d.get("domain"))
         lab = labels.get(doc_id)
         acc = [tax.id_of(c) for c in evalset.accepted(lab)] if lab else []
-        row = {"text": text, "url": d["url"], "lang": d.get("lang") or ""}
+        row = {"text": text, "url": d["url"], "title": d.get("title") or None, "lang": d.get("lang") or ""}
         if evalset.split_of(site) == "test":
             n["test_site_pages"] += 1
             if acc:
@@ -525,7 +546,8 @@ def labelled_corpus(args: argparse.Namespace, tax, log=print) -> tuple[list[dict
             n["weak"] += 1
             train.append({**row, "category": wl.category, "weight": 1.0, "human": False})
     if getattr(args, "extra_labels", None) and not args.evaluate:
-        train += extra_rows(args, tax, tune, test, n, log)
+        titles = {d["url"]: d.get("title") or None for d in docs.values() if d.get("url")}
+        train += extra_rows(args, tax, tune, test, n, log, titles)
     log(f"labelled corpus: {dict(n)}; {len(train)} training rows, {len(tune)} tune rows, {len(test)} test rows")
     args.corpus_counts = dict(n)
     return train, tune, test
@@ -558,7 +580,7 @@ def second_annotator(pred, test: list[dict], extra_path: str, tax) -> dict:
         if r["split"] == "test":
             second[r["url"]] = [tax.id_of(c) for c in [r["category"], *r["category_alts"]]]
     rows = [r for r in test if r["url"] in second]
-    top, _ = pred.predict_topk([r["text"] for r in rows], 1) if rows else (np.zeros((0, 1), np.int64), None)
+    top = predict_rows(pred, rows, 1) if rows else np.zeros((0, 1), np.int64)
     out: dict = {}
     for lang in ["all", *sorted({r["lang"] for r in rows})]:
         idx = [i for i, r in enumerate(rows) if lang == "all" or r["lang"] == lang]
@@ -580,6 +602,20 @@ def second_annotator(pred, test: list[dict], extra_path: str, tax) -> dict:
     return out
 
 
+def synthetic_per_leaf(path: str) -> str:
+    """The model card's count of written examples, e.g. "10 per leaf in en, 10 in zh" (the most common
+    count per leaf and language)."""
+    per: dict[str, Counter] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                per.setdefault(r.get("lang") or "?", Counter())[r.get("leaf")] += 1
+    parts = [f"{Counter(c.values()).most_common(1)[0][0]} {'per leaf in ' if i == 0 else 'in '}{lang}"
+             for i, (lang, c) in enumerate(sorted(per.items()))]
+    return ", ".join(parts)
+
+
 def read_synthetic(path: str, tax) -> list[tuple[str, int]]:
     """(text, leaf id) of the written example documents; a bad line stops with its number."""
     out = []
@@ -597,8 +633,10 @@ def read_synthetic(path: str, tax) -> list[tuple[str, int]]:
     return out
 
 
-def extra_rows(args: argparse.Namespace, tax, tune: list[dict], test: list[dict], n: Counter, log=print) -> list[dict]:
-    """Training rows of ``--extra-labels`` (gold texts of dev-site pages, :mod:`pipeline.category.extra_labels`).
+def extra_rows(args: argparse.Namespace, tax, tune: list[dict], test: list[dict], n: Counter, log=print,
+               titles: dict[str, str | None] | None = None) -> list[dict]:
+    """Training rows of ``--extra-labels`` (gold texts of dev-site pages, :mod:`pipeline.category.extra_labels`),
+    with the title of the stage-1 page of the same URL (``titles``).
 
     A page whose text overlaps a test row's text (:func:`~pipeline.category.extra_labels.overlapping`) is
     never used; one overlapping a tune row is marked ``refit_only`` (kept out until beta and the
@@ -619,7 +657,8 @@ def extra_rows(args: argparse.Namespace, tax, tune: list[dict], test: list[dict]
         n["extra_refit_only" if in_tune else "extra"] += 1
         for i, c in enumerate([r["category"], *r["category_alts"]]):
             w = args.label_weight * (1.0 if i == 0 else args.alt_weight)
-            out.append({"text": r["text"], "url": r["url"], "lang": r["lang"], "category": tax.id_of(c),
+            out.append({"text": r["text"], "url": r["url"], "title": (titles or {}).get(r["url"]),
+                        "lang": r["lang"], "category": tax.id_of(c),
                         "weight": w, "human": True, "refit_only": in_tune})
     return out
 
@@ -629,8 +668,7 @@ def evaluate_accepted_rows(pred, rows: list[dict], tax) -> dict:
     from pipeline.category.metrics import evaluate_accepted
 
     def ev(sub: list[dict]) -> dict:
-        top, _ = pred.predict_topk([r["text"] for r in sub], 5)
-        return evaluate_accepted(top, [r["accepted"] for r in sub], tax)
+        return evaluate_accepted(predict_rows(pred, sub), [r["accepted"] for r in sub], tax)
 
     out = {}
     for sp in sorted({r["split"] for r in rows}):
@@ -652,6 +690,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _main(argv: list[str]) -> dict:
     args = parse_args(argv)
     from models.category import load
+    from pipeline.category.features import with_title
     from pipeline.category.taxonomy import load_keywords, load_taxonomy
 
     tax = load_taxonomy(args.taxonomy)
@@ -701,10 +740,14 @@ def _main(argv: list[str]) -> dict:
 
         seed_docs = seed_documents(tax, keywords)
     synth = read_synthetic(args.synthetic, tax) if args.synthetic else []
-    texts = [r["text"] for r in train] + [t for t, _ in seed_docs] + [t for t, _ in synth]
+    cfg = {k: getattr(args, k) for k in DEFAULTS}
+
+    def model_text(r: dict) -> str:  # what the network reads of a row (the predictor's model_texts)
+        return with_title(r["text"], r.get("title")) if cfg["title"] else r["text"]
+
+    texts = [model_text(r) for r in train] + [t for t, _ in seed_docs] + [t for t, _ in synth]
     labels = [r["category"] for r in train] + [c for _, c in seed_docs] + [c for _, c in synth]
     weights = [r.get("weight", 1.0) for r in train] + [1.0] * len(seed_docs) + [args.synthetic_weight] * len(synth)
-    cfg = {k: getattr(args, k) for k in DEFAULTS}
     piece_init = None
     if cfg["piece_dim"]:
         from models.category.model import pretrained_pieces
@@ -723,12 +766,17 @@ def _main(argv: list[str]) -> dict:
         taxonomy_version=tax.version,
         feature_version=2,
         architecture="hashed-ngram and WordLlama-piece EmbeddingBags(mean) + linear, plus keyword prior",
-        # the prior's keyword lists (URL words are not used at inference: the filter sees text only)
+        # the prior's keyword lists; `url` lists only with --prior-url-weight > 0 (the filter passes each
+        # row's URL)
         keyword_prior={
             "beta": 1.0,  # placeholder until chosen below
             "cap": 3,
             "max_chars": args.prior_chars,
-            "keywords": {leaf: {k: v for k, v in langs.items() if k != "url"} for leaf, langs in keywords.items()},
+            "url_weight": args.prior_url_weight,
+            "keywords": {
+                leaf: {k: v for k, v in langs.items() if k != "url" or args.prior_url_weight > 0}
+                for leaf, langs in keywords.items()
+            },
         },
         temperature=1.0,
     )
@@ -760,10 +808,10 @@ def _main(argv: list[str]) -> dict:
         cfg["keyword_prior"] = None
     # temperature: on the held-out weak labels, else (every dev page annotated) on the tune rows
     t_rows = hold if hold else dev
-    h_texts = [r["text"] for r in t_rows]
+    h_texts = [model_text(r) for r in t_rows]
     h_logits = pred.network_logits(h_texts).astype(np.float64)
     if beta:
-        h_logits = h_logits + beta * np.log1p(pred_keyword_scores(pred, h_texts))
+        h_logits = h_logits + beta * np.log1p(pred_keyword_scores(pred, h_texts, [r.get("url") for r in t_rows]))
     cfg["temperature"] = fit_temperature(h_logits, [r["category"] for r in t_rows])
     print(f"keyword prior beta {beta} ({'dev split' if beta_table else 'given/default'}), temperature {cfg['temperature']}")
     write_config(cfg, out, date, sha)
@@ -771,11 +819,11 @@ def _main(argv: list[str]) -> dict:
     if refit:  # beta and temperature are chosen: train once more on every dev site, tune sites included
         for r in dev:
             for i, c in enumerate(r["accepted"]):
-                texts.append(r["text"])
+                texts.append(model_text(r))
                 labels.append(c)
                 weights.append(args.label_weight * (1.0 if i == 0 else args.alt_weight))
         for r in refit_only:
-            texts.append(r["text"])
+            texts.append(model_text(r))
             labels.append(r["category"])
             weights.append(r["weight"])
         print(f"refit on {len(texts)} documents (tune rows added)")
@@ -786,7 +834,7 @@ def _main(argv: list[str]) -> dict:
 
     # Evaluate the model as written, exactly as the filter stage will load it.
     pred = load(out, "cpu", tax)
-    metrics = {"holdout": evaluate(pred, [r["text"] for r in hold], [r["category"] for r in hold], tax)}
+    metrics = {"holdout": evaluate(pred, hold, tax)}
     if ev_rows:
         ev_fn = evaluate_accepted_rows if args.labels else evaluate_rows
         metrics["eval"] = ev_fn(pred, ev_rows, tax)
@@ -830,6 +878,7 @@ def _main(argv: list[str]) -> dict:
         "n_holdout": len(hold),
         "n_seed": len(seed_docs),
         "n_synthetic": len(synth),
+        "synthetic_per_leaf": synthetic_per_leaf(args.synthetic) if args.synthetic else "",
         "synthetic": args.synthetic,
         "synthetic_weight": args.synthetic_weight,
         "n_classes": len({r["category"] for r in train}),

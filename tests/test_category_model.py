@@ -105,6 +105,44 @@ def test_default_artifact_contract():
     assert pred.beta > 0 and pred.keyword_scores(texts[3:]).sum() > 0
 
 
+def test_default_artifact_reads_titles_and_urls():
+    """The committed model reads the page title in front of the text and the URL words in its prior;
+    missing titles/URLs (None lists or entries, `.test` hosts) read the text alone."""
+    from pipeline.category.features import with_title
+
+    pred = load(None, "cpu")
+    assert pred.use_title and pred.labeler is not None and pred.labeler.url
+    texts = ["Tickets for Saturday are on sale now at the box office.", "The results are in."]
+    titles = ["Champions League final: tickets", None]
+    lg_t = pred.logits(texts, titles=titles)
+    assert np.allclose(lg_t, pred.logits([with_title(texts[0], titles[0]), texts[1]]))
+    assert not np.allclose(lg_t[0], pred.logits(texts)[0])
+    assert np.array_equal(pred.logits(texts, urls=[None, "http://a.html-cleaning.test/recipes/1"]), pred.logits(texts))
+    football = category_names().index("Football (Soccer)")
+    lg_url = pred.logits(texts[1:], urls=["https://example.com/sports/football/match-report"])[0]
+    lg = pred.logits(texts[1:])[0]
+    assert lg_url[football] > lg[football] + 0.5  # the prior's URL word
+    assert 1 <= np.count_nonzero(lg_url != lg) <= 10  # only leaves whose URL lists hold one of its words
+    with pytest.raises(ValueError, match="titles"):
+        pred.predict(texts, titles=["one"])
+
+
+def test_written_examples_file_is_valid():
+    """data/labels/synthetic_category.jsonl: leaf names of the taxonomy, 10 per leaf in en and in zh,
+    known genres, no text twice."""
+    from collections import Counter
+
+    rows = [json.loads(line) for line in (REPO / "data/labels/synthetic_category.jsonl").read_text().splitlines()
+            if line.strip()]
+    names = set(category_names())
+    assert {r["leaf"] for r in rows} == names
+    per = Counter((r["leaf"], r["lang"]) for r in rows)
+    assert set(per.values()) == {10} and len(per) == 2 * len(names)
+    assert {r["genre"] for r in rows} <= {"news", "forum", "howto", "blog", "review", "reference", "listing", "other"}
+    texts = Counter(r["text"].strip() for r in rows)
+    assert texts.most_common(1)[0][1] == 1
+
+
 def test_model_size_and_card():
     d = REPO / "models" / "category"
     assert (d / "model.safetensors").stat().st_size < 20 * 2**20

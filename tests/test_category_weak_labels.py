@@ -66,6 +66,19 @@ def test_url_words_add_evidence(tax, labeler):
     assert name(tax, labeler.label(text, "https://example.com/recipes/rezepte/123")) == "Recipes and Cooking"
 
 
+def test_reserved_test_hosts_give_no_url_words(tax, labeler):
+    """RFC 2606 `.test` hosts (the re-hosted evaluation collections) carry no topic: like no URL."""
+    assert url_words("http://dragnet_data.html-cleaning.test/sports/R411") == set()
+    assert url_words("http://example.test:8080/recipes") == set()
+    assert "recipes" in url_words("http://example.com/recipes")
+    texts = ["Stir the sauce.", "Der Trainer lobte die Mannschaft."]
+    base = labeler.score_matrix(texts, 2000)
+    assert (labeler.score_matrix(texts, 2000, ["http://x.html-cleaning.test/recipes", None]) == base).all()
+    with_url = labeler.score_matrix(texts, 2000, ["https://example.com/recipes/1", None])
+    leaf = tax.id_of("Recipes and Cooking")
+    assert with_url[0, leaf] > base[0, leaf] and (with_url[1] == base[1]).all()
+
+
 def test_prefix_and_phrase_matching(tax, labeler):
     counts = labeler.keyword_counts("Physicists met at a press release event. Black holes and a black hole.")
     leaves = {tax.leaves[labeler.kw_leaf[k]].en for k in counts}

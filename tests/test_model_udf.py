@@ -139,6 +139,31 @@ def test_score_batches_pass_columns_through_and_add_scores(tmp_path, monkeypatch
     assert got.schema.field(SCORE_PREFIX + "clutter_lines_removed").type == pa.int32()
 
 
+def test_score_batches_give_the_category_model_urls_and_titles(monkeypatch):
+    """The filter reads each row's ``url`` and ``title`` columns into the category model (when the input
+    has them): the same leaves as the predictor given those URLs and titles, none of them without."""
+    import pyarrow as pa
+    import pyspark
+
+    from models.category import load
+    from udfs.models import SCORE_PREFIX, make_score_batches
+
+    monkeypatch.setattr(pyspark.TaskContext, "get", staticmethod(lambda: None))
+    spec = dataclasses.replace(ScoreSpec.from_config(_filter_cfg()), clutter_model=None, quality_model=None,
+                               keep_model=None, category_enabled=True, category_model=None)
+    texts = ["The results are in.", "Tickets for Saturday are on sale now.", "No title or URL here."]
+    urls = ["https://example.com/sports/football/report", None, None]
+    titles = [None, "Opera season opens: La Traviata", None]
+    cols = {"doc_id": pa.array(["a", "b", "c"]), "text": pa.array(texts), "lang": pa.array(["en"] * 3)}
+    with_meta = pa.RecordBatch.from_pydict({**cols, "url": pa.array(urls), "title": pa.array(titles)})
+    got = next(make_score_batches(spec)(iter([with_meta]))).column(SCORE_PREFIX + "category").to_pylist()
+    bare = next(make_score_batches(spec)(iter([pa.RecordBatch.from_pydict(cols)])))
+    pred = load(None, "cpu")
+    assert got == pred.predict(texts, urls=urls, titles=titles)[0].tolist()
+    assert bare.column(SCORE_PREFIX + "category").to_pylist() == pred.predict(texts)[0].tolist()
+    assert got[2] == bare.column(SCORE_PREFIX + "category").to_pylist()[2]
+
+
 def _filter_cfg():
     from pipeline.config import load_config
 

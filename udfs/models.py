@@ -14,6 +14,8 @@
 * The batch size is ``filter.arrow_max_records_per_batch`` (the write pass cuts the input files into
   batches of that many documents); inside one batch the predictors cut
   device-sized model batches (``batch_*_cpu`` / ``batch_*_gpu``).
+* The category model reads each row's clutter-cleaned text plus its ``url`` and ``title`` columns when
+  the input has them (stage 1 writes both; :mod:`models.category`).
 """
 
 from __future__ import annotations
@@ -105,10 +107,12 @@ def _pick(batch: tuple[int, int], device: str) -> int:
 
 
 def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, device: str,
-                signals: list[dict | None] | None = None) -> pd.DataFrame:
+                signals: list[dict | None] | None = None, urls: list[str | None] | None = None,
+                titles: list[str | None] | None = None) -> pd.DataFrame:
     """Clean, then score a batch of documents (plain Python; the UDF body). Rows match ``texts``.
     ``signals``: each document's clean-stage signals (the ``h_*`` columns) for the keep score; a
-    missing entry is recomputed from the text."""
+    missing entry is recomputed from the text. ``urls`` / ``titles``: each page's URL and title, read by
+    the category model (None = not available)."""
     from models import clutter, quality
     from models.common import get_or_load
 
@@ -140,7 +144,9 @@ def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, devi
         ids_all, probs_all = [], []
         texts_ne = [clean[i] for i in nonempty]
         for s in range(0, len(texts_ne), batch):
-            ids, probs = cm.predict(texts_ne[s : s + batch])
+            sel = nonempty[s : s + batch]
+            ids, probs = cm.predict(texts_ne[s : s + batch], urls=None if urls is None else [urls[i] for i in sel],
+                                    titles=None if titles is None else [titles[i] for i in sel])
             ids_all.append(np.asarray(ids))
             probs_all.append(np.asarray(probs, dtype=np.float32))
         ids = np.concatenate(ids_all)
@@ -184,6 +190,13 @@ def _texts_langs(batch, text_col: str, lang_col: str | None) -> tuple[list[str],
     return texts, langs
 
 
+def _column(batch, name: str) -> list[str | None] | None:
+    """A string column of the batch as a list (None when the batch has no such column)."""
+    if name not in batch.schema.names:
+        return None
+    return [None if x is None else str(x) for x in batch.column(name).to_pylist()]
+
+
 def _signals(batch) -> list[dict | None] | None:
     """The clean stage's signals of each row (``h_*`` columns), or None when the batch lacks any of them."""
     from pipeline.clean.heuristics import SIGNALS
@@ -214,7 +227,8 @@ def make_score_batches(spec: ScoreSpec, text_col: str = "text", lang_col: str | 
             # spark.sql.execution.arrow.useLargeVarTypes), so the batch matches the declared schema.
             types["string"] = batch.schema.field(text_col).type
             texts, langs = _texts_langs(batch, text_col, lang_col)
-            scored = score_texts(texts, langs, spec, device, _signals(batch) if spec.keep_model else None)
+            scored = score_texts(texts, langs, spec, device, _signals(batch) if spec.keep_model else None,
+                                 _column(batch, "url"), _column(batch, "title"))
             # from_pandas: NaN (no score for an empty document) and pd.NA become Arrow nulls, as in
             # Spark's own pandas -> Arrow conversion.
             cols = [pa.array(scored[n], type=types[t], from_pandas=True) for n, t in SCORE_FIELDS]

@@ -3,6 +3,7 @@
     from models.category import load, category_names
     pred = load(None, "cpu")              # the committed default artifact in models/category/
     ids, probs = pred.predict(texts)      # int64 [N] leaf ids 0..199, float32 [N] probabilities
+    ids, probs = pred.predict(texts, urls=urls, titles=titles)  # with the pages' URLs and titles
     top_ids, top_probs = pred.predict_topk(texts, 5)
     pred.version                          # e.g. "category-20261128-3f2a9c1d", recorded per row
 
@@ -24,17 +25,25 @@ experts of the classifier and its labeling functions, as in data-programming end
 2017); ``beta`` is chosen on a dev split and ``temperature`` fitted on held-out data by the training
 job. Keyword scores cross languages (English, Chinese, German lists point at the same leaf), which
 the hashed n-grams of a few thousand mostly English pages cannot.
+
+Page URL and title (optional ``urls`` / ``titles``, one per text, None entries allowed): a model with
+``config["title"]`` reads ``title + "\n" + text`` (network and prior; :func:`pipeline.category.features.with_title`),
+and a prior whose keyword lists hold ``url`` words adds ``url_weight`` per matching word of the URL's host
+and path (hosts under the reserved ``.test`` domain give none). Without them the model reads the text
+alone, as older artifacts always do.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from models.category.model import FastTextClassifier, build_model, featurize
+from pipeline.category.features import with_title
 from pipeline.category.taxonomy import Taxonomy, load_taxonomy
 from pipeline.category.weak_labels import WeakLabelConfig, WeakLabeler
 from pipeline.config import REPO_ROOT
@@ -68,17 +77,29 @@ class CategoryPredictor:
         if not self.temperature > 0:
             raise ValueError(f"config temperature must be > 0, got {self.temperature}")
         self.prior_chars = int(kp.get("max_chars", config.get("max_chars", 4000)))
+        self.use_title = bool(config.get("title"))
         self.labeler: WeakLabeler | None = None
         if self.beta:
             tax = taxonomy or load_taxonomy(None)
-            wcfg = WeakLabelConfig(cap=int(kp.get("cap", 3)), max_chars=self.prior_chars)
+            wcfg = WeakLabelConfig(cap=int(kp.get("cap", 3)), max_chars=self.prior_chars,
+                                   url_weight=float(kp.get("url_weight", 3.0)))
             self.labeler = WeakLabeler(tax, kp["keywords"], wcfg)
 
-    def keyword_scores(self, texts: list[str]) -> np.ndarray:
-        """float32 [N, C] keyword scores of the prior (zeros when the model has none)."""
+    def keyword_scores(self, texts: list[str], urls: Sequence[str | None] | None = None) -> np.ndarray:
+        """float32 [N, C] keyword scores of the prior (zeros when the model has none); ``urls`` add their
+        URL-word scores when the prior has URL lists."""
         if self.labeler is None:
             return np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        return self.labeler.score_matrix(texts, self.prior_chars)
+        return self.labeler.score_matrix(texts, self.prior_chars, urls)
+
+    def model_texts(self, texts: list[str], titles: Sequence[str | None] | None = None) -> list[str]:
+        """The texts the network and the prior read: with the titles in front for a model with
+        ``config["title"]``, else ``texts`` unchanged."""
+        if titles is None or not self.use_title:
+            return texts
+        if len(titles) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(titles)} titles")
+        return [with_title(t, ti) for t, ti in zip(texts, titles)]
 
     @torch.inference_mode()
     def network_logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
@@ -92,18 +113,24 @@ class CategoryPredictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out)
 
-    def logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+    def logits(
+        self, texts: list[str], batch_size: int = 1024, urls: Sequence[str | None] | None = None,
+        titles: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
         """float32 [N, C] final logits: ``(network + beta * log1p(keyword scores)) / temperature``."""
+        texts = self.model_texts(texts, titles)
         lg = self.network_logits(texts, batch_size)
         if self.beta:
-            lg = lg + np.float32(self.beta) * np.log1p(self.keyword_scores(texts))
+            lg = lg + np.float32(self.beta) * np.log1p(self.keyword_scores(texts, urls))
         return (lg / np.float32(self.temperature)).astype(np.float32)
 
     def predict_topk(
-        self, texts: list[str], k: int = 5, batch_size: int = 1024
+        self, texts: list[str], k: int = 5, batch_size: int = 1024, urls: Sequence[str | None] | None = None,
+        titles: Sequence[str | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """int64 [N, k] leaf ids (best first) and float32 [N, k] softmax probabilities."""
-        lg = self.logits(texts, batch_size).astype(np.float64)
+        """int64 [N, k] leaf ids (best first) and float32 [N, k] softmax probabilities; ``urls`` and
+        ``titles`` (optional, one per text) as in the module docstring."""
+        lg = self.logits(texts, batch_size, urls, titles).astype(np.float64)
         lg -= lg.max(axis=1, keepdims=True)
         p = np.exp(lg)
         p /= p.sum(axis=1, keepdims=True)
@@ -111,9 +138,12 @@ class CategoryPredictor:
         top = np.argsort(-p, axis=1, kind="stable")[:, :k]
         return top.astype(np.int64), np.take_along_axis(p, top, axis=1).astype(np.float32)
 
-    def predict(self, texts: list[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, texts: list[str], batch_size: int = 1024, urls: Sequence[str | None] | None = None,
+        titles: Sequence[str | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """int64 [N] leaf ids and float32 [N] their probabilities."""
-        top, p = self.predict_topk(texts, 1, batch_size)
+        top, p = self.predict_topk(texts, 1, batch_size, urls, titles)
         return top[:, 0], p[:, 0]
 
 

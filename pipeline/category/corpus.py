@@ -1,6 +1,7 @@
 """Text sources for training the category classifier (plain Python, no Spark).
 
-``iter_documents(paths)`` yields ``{"url", "text"}`` (plus ``category`` when the file has one) from:
+``iter_documents(paths)`` yields ``{"url", "text"}`` (plus ``title`` and ``category`` when the file has
+them; WARC pages carry no title here, so a model trained on them reads their text alone) from:
 
 * WARC files (``*.warc``, ``*.warc.gz``): HTTP 200 ``text/html`` responses are decoded (HTTP header
   charset, then ``<meta charset>``, then charset-normalizer detection, then UTF-8 with replacement) and
@@ -98,7 +99,7 @@ def iter_parquet(path: str | Path) -> Iterator[dict]:
     names = set(dataset.schema.names)
     if "text" not in names:
         raise ValueError(f"{path}: Parquet data needs a 'text' column (has {sorted(names)})")
-    cols = [c for c in ("url", "text", "category", "doc_id") if c in names]
+    cols = [c for c in ("url", "title", "text", "category", "doc_id") if c in names]
     for batch in dataset.to_batches(columns=cols):
         yield from batch.to_pylist()
 

@@ -45,6 +45,12 @@ def tokens(text: str, max_chars: int = 4000) -> list[str]:
     return (_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)
 
 
+def with_title(text: str, title: str | None) -> str:
+    """What a model trained with page titles reads: the title on a line of its own, then the text (a
+    missing or blank title leaves the text as it is)."""
+    return f"{title.strip()}\n{text}" if title and title.strip() else text
+
+
 def feature_ids(text: str, num_buckets: int, max_chars: int = 4000, max_features: int = 4096) -> np.ndarray:
     """Bucket ids (int64) of ``text``: unigrams, then bigrams, then prefixes; at most ``max_features``."""
     return token_feature_ids(tokens(text, max_chars), num_buckets, max_features)

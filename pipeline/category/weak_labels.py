@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,14 @@ def words(text: str) -> list[str]:
 
 
 def url_words(url: str | None) -> set[str]:
-    """Words of a URL's host labels and path (scheme and ``www`` dropped)."""
+    """Words of a URL's host labels and path (scheme and ``www`` dropped). A host under the reserved
+    ``.test`` top-level domain (RFC 2606: never a real site; the re-hosted evaluation collections use it)
+    gives no words, like a missing URL."""
     if not url:
         return set()
     u = url.lower().split("://", 1)[-1]
+    if u.split("/", 1)[0].split(":", 1)[0].endswith(".test"):
+        return set()
     return {w for w in _URL_SPLIT.split(u) if w and w not in ("www", "html", "htm", "php", "aspx")}
 
 
@@ -193,12 +197,17 @@ class WeakLabeler:
         )
         return dict(score), dict(distinct), n_words
 
-    def score_matrix(self, texts: list[str], max_chars: int | None = None) -> np.ndarray:
-        """float32 [N, C] per-leaf keyword scores of ``texts`` (text only, no URL), each text cut to
-        ``max_chars`` (default: the config's). The category model's keyword prior reads this."""
+    def score_matrix(
+        self, texts: list[str], max_chars: int | None = None, urls: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """float32 [N, C] per-leaf keyword scores of ``texts``, each text cut to ``max_chars`` (default: the
+        config's), plus the URL-word scores of ``urls`` (one per text, None = no URL). The category model's
+        keyword prior reads this."""
+        if urls is not None and len(urls) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(urls)} urls")
         out = np.zeros((len(texts), len(self.taxonomy)), dtype=np.float32)
         for i, t in enumerate(texts):
-            s, _, _ = self.scores((t or "")[: max_chars or self.cfg.max_chars], None)
+            s, _, _ = self.scores((t or "")[: max_chars or self.cfg.max_chars], None if urls is None else urls[i])
             for leaf, v in s.items():
                 out[i, leaf] = v
         return out
