@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 
 import time
 
-from jobs.common import StageContext, main
+from jobs.common import StageContext, main, read_work
 
 REASON_DUPLICATE = "minhash_duplicate"
 WORK = "_work_dedup"
@@ -88,8 +88,9 @@ def connected_components(spark, edges, work: str, max_iterations: int = 60, part
             F.col("src") != F.col("dst")
         )
         path = f"{work}/cc_{rounds:03d}"
-        ss.distinct().repartition(partitions, "src").write.mode("overwrite").parquet(path)
-        e = spark.read.parquet(path)
+        ss = ss.distinct().repartition(partitions, "src")
+        ss.write.mode("overwrite").parquet(path)
+        e = read_work(spark, path, ss.schema)
         done = is_star_forest(e)
     comps = e.select(F.col("src").alias("nid"), F.col("dst").alias("root")).unionByName(
         e.select(F.col("dst").alias("nid"), F.col("dst").alias("root")).distinct()
@@ -185,7 +186,7 @@ def run(ctx: StageContext) -> None:
         ctx.read_rows(
             layout, ["doc_id", "text", "lang"], with_nid(bands_fn(p, d.verify)), signature_schema(d.verify)
         ).write.mode("overwrite").parquet(sig_path)
-        sigs = ctx.spark.read.parquet(sig_path)
+        sigs = read_work(ctx.spark, sig_path, signature_schema(d.verify))
         n_docs = sigs.count()
         phase("signatures")
 
@@ -202,8 +203,9 @@ def run(ctx: StageContext) -> None:
             .distinct()
         )
         edges_path = work + "/edges"
-        edges.repartition(parts, "src").write.mode("overwrite").parquet(edges_path)
-        edges = ctx.spark.read.parquet(edges_path)
+        edges = edges.repartition(parts, "src")
+        edges.write.mode("overwrite").parquet(edges_path)
+        edges = read_work(ctx.spark, edges_path, edges.schema)
         extra: dict = {"candidate_edges": edges.count(), "bucket_partitions": bparts}
         phase("edges")
 
@@ -217,10 +219,9 @@ def run(ctx: StageContext) -> None:
             )
             scored = edges.join(a, "src").join(b, "dst").mapInArrow(jaccard_fn(p), JACCARD_SCHEMA)
             ver_path = work + "/edges_verified"
-            scored.filter(F.col("jaccard") >= d.verify_threshold).select("src", "dst").write.mode(
-                "overwrite"
-            ).parquet(ver_path)
-            edges = ctx.spark.read.parquet(ver_path)
+            ver = scored.filter(F.col("jaccard") >= d.verify_threshold).select("src", "dst")
+            ver.write.mode("overwrite").parquet(ver_path)
+            edges = read_work(ctx.spark, ver_path, ver.schema)
             extra["verified_edges"] = edges.count()
             phase("verify")
 

@@ -42,3 +42,28 @@ def test_empty_result_still_writes_every_file(spark, tmp_path):
     files = sorted(glob.glob(str(tmp_path / "e" / "part-*.parquet")))
     assert [f.rsplit("/", 1)[1] for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert spark.read.parquet(str(tmp_path / "e")).count() == 0
+
+
+def test_read_work_reads_a_work_table_without_a_spark_job(spark, tmp_path):
+    from pyspark.sql import types as T
+
+    from jobs.common import read_work
+
+    schema = T.StructType([T.StructField("src", T.LongType(), False), T.StructField("tag", T.StringType(), True)])
+    df = spark.createDataFrame([(3, "c"), (1, None), (2, "b")], schema)
+    path = str(tmp_path / "w")
+    df.write.parquet(path)
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("read-work-test", "read_work")
+    try:
+        got = read_work(spark, path, schema)
+        assert tracker.getJobIdsForGroup("read-work-test") == []  # planned from the given schema alone
+        assert [f.nullable for f in got.schema.fields] == [True, True]  # as Spark's own reader makes them
+        assert sorted(tuple(r) for r in got.collect()) == [(1, None), (2, "b"), (3, "c")]
+        ran = len(tracker.getJobIdsForGroup("read-work-test"))
+        assert ran >= 1  # the collect: the group is tracked
+        inferred = spark.read.parquet(path)
+        assert len(tracker.getJobIdsForGroup("read-work-test")) > ran  # inferring from the footers is a job
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    assert inferred.schema == got.schema
