@@ -25,6 +25,23 @@ def test_bounds_for_overrides_per_language_only():
     assert decide(sig, c.bounds_for("zh")) is None
 
 
+def test_regional_codes_resolve_like_the_short_line_length():
+    """Bounds and the short-line length pick the same key: the exact code first, then the base code."""
+    from pipeline.clean.heuristics import HeuristicParams
+
+    zh_off = {r: Bounds() for r in word_rules()}
+    c = load_config().clean
+    c.lang_rules = {"zh": zh_off | {"gopher_dup_5gram": Bounds(max=0.3)},
+                    "zh-Hant": zh_off | {"gopher_dup_5gram": Bounds(max=0.4)}}
+    c.fineweb.short_line_chars_by_lang = {"zh": 10, "zh-Hant": 12}
+    p = HeuristicParams.from_config(c)
+    for lang, dup_max, chars in [("zh", 0.3, 10), ("zh-Hant", 0.4, 12), ("zh_Hant", 0.3, 10), ("zh-CN", 0.3, 10)]:
+        assert c.bounds_for(lang)["gopher_dup_5gram"].max == dup_max, lang
+        assert p.short_line_chars_for(lang) == chars, lang
+    base = c.rules["gopher_dup_5gram"].max
+    assert c.bounds_for("en-GB")["gopher_dup_5gram"].max == base and p.short_line_chars_for("en-GB") == 30
+
+
 def test_jieba_language_needs_its_own_word_rule_bounds():
     c = CleanConfig(rules={"gopher_dup_5gram": Bounds(max=0.15), "gopher_dup_line_frac": Bounds(max=0.3)})
     with pytest.raises(ValueError, match=r"clean.lang_rules.zh lacks gopher_dup_5gram"):

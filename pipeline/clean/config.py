@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from pipeline.clean.text import lang_key
 from pipeline.config import register_section
 
 
@@ -127,8 +128,11 @@ class CleanConfig:
                 )
 
     def bounds_for(self, lang: str | None) -> dict[str, Bounds]:
-        """The rule bounds that apply to documents of language ``lang`` (defaults + overrides)."""
+        """The rule bounds that apply to documents of language ``lang`` (defaults + overrides).
+
+        The overrides are those of ``lang``'s exact code, else of its base code (:func:`lang_key`)."""
         out = dict(self.rules)
-        if lang and lang in self.lang_rules:
-            out.update(self.lang_rules[lang])
+        key = lang_key(lang, self.lang_rules)
+        if key is not None:
+            out.update(self.lang_rules[key])
         return out

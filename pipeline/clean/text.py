@@ -40,8 +40,26 @@ def jieba_tokens(text: str, hmm: bool = False) -> list[str]:
     return [t for t in _jieba().lcut(text, HMM=hmm) if not t.isspace()]
 
 
+def base_lang(lang: str | None) -> str:
+    """The base code of ``lang``: the part before ``-`` or ``_`` (``zh-Hant`` -> ``zh``); ``""`` for none."""
+    return (lang or "").split("-")[0].split("_")[0]
+
+
+def lang_key(lang: str | None, keys) -> str | None:
+    """The key of ``keys`` that configures ``lang``: the exact code first, then its base code; None if neither.
+
+    Every per-language setting of ``clean`` resolves through this, so ``zh-Hant`` gets the ``zh`` bounds and
+    the ``zh`` short-line length alike unless a ``zh-Hant`` key overrides both."""
+    if not lang:
+        return None
+    if lang in keys:
+        return lang
+    base = base_lang(lang)
+    return base if base in keys else None
+
+
 def uses_jieba(lang: str | None, jieba_langs: list[str] | tuple[str, ...]) -> bool:
-    return bool(lang) and lang.split("-")[0].split("_")[0] in jieba_langs
+    return bool(lang) and base_lang(lang) in jieba_langs
 
 
 def tokens(text: str, lang: str | None, jieba_langs=("zh",), hmm: bool = False) -> list[str]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pipeline.clean.heuristics import c4, fineweb
 from pipeline.clean.heuristics import gopher_quality as gq
 from pipeline.clean.heuristics import gopher_repetition as gr
-from pipeline.clean.text import load_stopwords, tokens, uses_jieba
+from pipeline.clean.text import lang_key, load_stopwords, tokens, uses_jieba
 
 REASON_EMPTY = "clean_empty_doc"
 REASON_ERROR = "error_clean"
@@ -113,9 +113,10 @@ class HeuristicParams:
     short_line_chars_by_lang: tuple[tuple[str, int], ...] = ()
 
     def short_line_chars_for(self, lang: str | None) -> int:
-        """The short-line length of documents of ``lang`` (its base code: ``zh-Hant`` -> ``zh``)."""
-        base = (lang or "").split("-")[0].split("_")[0]
-        return dict(self.short_line_chars_by_lang).get(base, self.short_line_chars)
+        """The short-line length of documents of ``lang`` (exact code, then base code: see :func:`lang_key`)."""
+        by_lang = dict(self.short_line_chars_by_lang)
+        key = lang_key(lang, by_lang)
+        return self.short_line_chars if key is None else by_lang[key]
 
     @classmethod
     def from_config(cls, clean_cfg) -> HeuristicParams:
