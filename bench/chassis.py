@@ -194,6 +194,14 @@ def _loop_dedup(cfg, recs):
     return body
 
 
+def _str_column(chunk: list[dict], name: str) -> list[str | None] | None:
+    """Column ``name`` of the records as strings (None: the input has no such column), as
+    :func:`udfs.models._column` reads it from an Arrow batch."""
+    if not chunk or name not in chunk[0]:
+        return None
+    return [None if r.get(name) is None else str(r[name]) for r in chunk]
+
+
 def _loop_filter(cfg, recs):
     import dataclasses
 
@@ -202,7 +210,7 @@ def _loop_filter(cfg, recs):
     from udfs.models import ScoreSpec, score_texts
 
     fc = cfg.filter
-    spec = dataclasses.replace(ScoreSpec.from_config(fc), device="cpu")
+    spec = dataclasses.replace(ScoreSpec.from_config(fc, cfg.clean), device="cpu")
     model_versions(fc)
     score_texts(["warm up the models."], [None], spec, "cpu")
     step = fc.arrow_max_records_per_batch
@@ -211,7 +219,9 @@ def _loop_filter(cfg, recs):
         kept = 0
         for s in range(0, len(recs), step):
             chunk = recs[s : s + step]
-            df = score_texts([r.get("text") or "" for r in chunk], [r.get("lang") for r in chunk], spec, "cpu")
+            # the url and title columns, as the Spark filter gives them to the category model
+            df = score_texts([r.get("text") or "" for r in chunk], [r.get("lang") for r in chunk], spec, "cpu",
+                             urls=_str_column(chunk, "url"), titles=_str_column(chunk, "title"))
             for r, row in zip(chunk, df.itertuples(index=False)):
                 q = float(row.quality_score)
                 reason = filter_reason(r.get("text"), row.text_clean, None if q != q else q, r.get("lang"),

@@ -84,7 +84,7 @@ def clean_decisions(recs: list[dict], ld_texts: dict[str, str], clean_cfg) -> di
 
 
 def filter_scores(texts: list[str], langs: list[str | None], filter_cfg, device: str = "cpu",
-                  signals: list[dict] | None = None, clean_cfg=None) -> list[dict]:
+                  signals: list[dict] | None = None, *, clean_cfg) -> list[dict]:
     """Clutter-clean text, removed lines, quality and keep score of each text (category off).
     ``signals``: the clean stage's signals of each text (the ``h_*`` columns the Spark job reads)."""
     import dataclasses
@@ -106,7 +106,8 @@ def filter_scores(texts: list[str], langs: list[str | None], filter_cfg, device:
 def filter_decisions(recs: list[dict], clean: dict[str, dict], filter_cfg, scores: list[dict] | None = None,
                      clean_cfg=None) -> dict[str, dict]:
     """Per labelled doc: the filter stage's reason on its clean text (every doc scored, so each model's
-    effect is measured even on pages clean dropped). ``scores``: precomputed :func:`filter_scores`."""
+    effect is measured even on pages clean dropped). ``scores``: precomputed :func:`filter_scores`;
+    without them ``clean_cfg`` (``cfg.clean``) is required to score."""
     from pipeline.filter.clutter import CLUTTER_EMPTY
     from pipeline.filter.config import keep_threshold, lang_threshold
     from pipeline.filter.decisions import filter_reason
@@ -114,6 +115,8 @@ def filter_decisions(recs: list[dict], clean: dict[str, dict], filter_cfg, score
     from pipeline.filter.quality import QUALITY_BELOW
 
     if scores is None:
+        if clean_cfg is None:
+            raise ValueError("filter_decisions: pass clean_cfg=cfg.clean (or precomputed scores=)")
         scores = filter_scores([clean[r["id"]]["text"] for r in recs], [r.get("lang") for r in recs], filter_cfg,
                                signals=[clean[r["id"]]["signals"] for r in recs], clean_cfg=clean_cfg)
     q = filter_cfg.quality

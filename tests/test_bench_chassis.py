@@ -39,3 +39,29 @@ def test_table_lists_each_run_and_the_marginal_share():
     assert lines[2].startswith("| clean x1 | 100 | 20.0 | 5.0 | 75% |")
     assert lines[3].startswith("| clean x4 | 400 | 40.0 | 20.0 | 50% |")
     assert lines[4].startswith("| clean marginal | +300 | +20.0 | +15.0 | 25% |")
+
+
+def test_loop_filter_gives_the_category_model_urls_and_titles(monkeypatch):
+    """The loop scores with the url and title columns, as the Spark filter does (None when absent)."""
+    import pandas as pd
+
+    import jobs.filter
+    import udfs.models
+    from bench.chassis import _loop_filter
+    from pipeline.config import load_config
+
+    seen = []
+
+    def fake_score(texts, langs, spec, device, signals=None, urls=None, titles=None):
+        seen.append((urls, titles))
+        return pd.DataFrame({"text_clean": texts, "quality_score": [1.0] * len(texts)})
+
+    monkeypatch.setattr(udfs.models, "score_texts", fake_score)
+    monkeypatch.setattr(jobs.filter, "model_versions", lambda fc: None)
+    cfg = load_config()
+    recs = [{"text": "A page.", "lang": "en", "url": "https://a.example/x", "title": None},
+            {"text": "Another.", "lang": "en", "url": None, "title": "Opera"}]
+    assert _loop_filter(cfg, recs)() == 2
+    assert seen[-1] == (["https://a.example/x", None], [None, "Opera"])
+    _loop_filter(cfg, [{"text": "No metadata.", "lang": "en"}])()
+    assert seen[-1] == (None, None)

@@ -22,6 +22,12 @@ def _defaults() -> dict:
     return yaml.safe_load((DEFAULTS_DIR / "filter.yaml").read_text())
 
 
+def _clean_cfg():
+    from pipeline.config import load_config
+
+    return load_config().clean
+
+
 def test_config_defaults_and_validation():
     fc = build_dataclass(FilterConfig, _defaults(), "filter")
     assert 0 < fc.clutter.threshold < 1 and 0 < fc.quality.threshold < 1
@@ -38,7 +44,7 @@ def test_config_defaults_and_validation():
 def test_score_texts_cleans_and_scores():
     from udfs.models import ScoreSpec, category_module, score_texts
 
-    spec = ScoreSpec.from_config(build_dataclass(FilterConfig, _defaults(), "filter"))
+    spec = ScoreSpec.from_config(build_dataclass(FilterConfig, _defaults(), "filter"), _clean_cfg())
     out = score_texts([MIXED_DOC, ""], ["en", None], spec, "cpu")
     assert list(out.columns) == ["text_clean", "clutter_lines_removed", "quality_score", "category",
                                  "category_name", "category_prob", "keep_score"]
@@ -65,7 +71,7 @@ def test_score_texts_is_independent_of_batch_composition():
     from tests.test_quality import PARAGRAPH as P
     from udfs.models import ScoreSpec, score_texts
 
-    spec = ScoreSpec.from_config(build_dataclass(FilterConfig, _defaults(), "filter"))
+    spec = ScoreSpec.from_config(build_dataclass(FilterConfig, _defaults(), "filter"), _clean_cfg())
     rng = random.Random(11)
     texts = [MIXED_DOC, CLUTTER_DOC, P] + ["\n".join(rng.sample(P.split("\n") + CLUTTER_DOC.split("\n"), 4))
                                           for _ in range(9)]
@@ -96,7 +102,7 @@ def test_filter_job_on_small_documents_table(spark, cfg, tmp_path, monkeypatch):
         ("d6", "https://c.example/6", PARAGRAPH + "\nMore at the town hall.", "zz"),
     ]
     # Thresholds from the CPU scores, so that each drop reason fires on a known document.
-    base = ScoreSpec.from_config(cfg.filter)
+    base = ScoreSpec.from_config(cfg.filter, cfg.clean)
     sc = score_texts([d[2] or "" for d in docs], [d[3] for d in docs], base, "cpu")
     from models.clutter import load as load_clutter
     from pipeline.filter.clutter import split_lines

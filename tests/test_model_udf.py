@@ -119,7 +119,7 @@ def test_score_batches_pass_columns_through_and_add_scores(tmp_path, monkeypatch
 
     monkeypatch.setattr(pyspark.TaskContext, "get", staticmethod(lambda: None))
     path = _tiny_model(tmp_path / "tiny", context=True)
-    spec = dataclasses.replace(ScoreSpec.from_config(_filter_cfg()), clutter_model=str(path), quality_model=None,
+    spec = dataclasses.replace(ScoreSpec.from_config(*_filter_clean_cfg()), clutter_model=str(path), quality_model=None,
                                category_enabled=False, clutter_threshold=0.0)
     batch = pa.RecordBatch.from_pydict({
         "doc_id": pa.array(["a", "b", "c"]),
@@ -149,7 +149,7 @@ def test_score_batches_give_the_category_model_urls_and_titles(monkeypatch):
     from udfs.models import SCORE_PREFIX, make_score_batches
 
     monkeypatch.setattr(pyspark.TaskContext, "get", staticmethod(lambda: None))
-    spec = dataclasses.replace(ScoreSpec.from_config(_filter_cfg()), clutter_model=None, quality_model=None,
+    spec = dataclasses.replace(ScoreSpec.from_config(*_filter_clean_cfg()), clutter_model=None, quality_model=None,
                                keep_model=None, category_enabled=True, category_model=None)
     texts = ["The results are in.", "Tickets for Saturday are on sale now.", "No title or URL here."]
     urls = ["https://example.com/sports/football/report", None, None]
@@ -164,10 +164,11 @@ def test_score_batches_give_the_category_model_urls_and_titles(monkeypatch):
     assert got[2] == bare.column(SCORE_PREFIX + "category").to_pylist()[2]
 
 
-def _filter_cfg():
+def _filter_clean_cfg():
     from pipeline.config import load_config
 
-    return load_config().filter
+    cfg = load_config()
+    return cfg.filter, cfg.clean
 
 
 @pytest.mark.spark
@@ -177,7 +178,7 @@ def test_model_loaded_once_per_python_worker(spark, cfg, tmp_path):
 
     path = _tiny_model(tmp_path / "tiny-spark", context=True)
     assert spark.sparkContext.getConf().get("spark.python.worker.reuse", "true") == "true"
-    spec = ScoreSpec.from_config(cfg.filter)
+    spec = ScoreSpec.from_config(cfg.filter, cfg.clean)
     spec = dataclasses.replace(spec, clutter_model=str(path), quality_model=None, category_enabled=False,
                                device="cpu")
     df = spark.createDataFrame([(f"line {i}\nShare this", "en") for i in range(48)], "text string, lang string")

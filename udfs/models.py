@@ -81,9 +81,9 @@ class ScoreSpec:
     heuristics: Any = None  # pipeline.clean.heuristics.HeuristicParams: recomputing signals for the keep score
 
     @staticmethod
-    def from_config(fc: Any, clean_cfg: Any = None) -> ScoreSpec:
+    def from_config(fc: Any, clean_cfg: Any) -> ScoreSpec:
         """``fc``: ``cfg.filter``; ``clean_cfg``: ``cfg.clean`` (how the keep score recomputes the clean
-        signals of an input without ``h_*`` columns; None: the clean defaults)."""
+        signals of an input without ``h_*`` columns, with the run's per-language settings)."""
         from pipeline.clean.heuristics import HeuristicParams
 
         return ScoreSpec(
@@ -98,7 +98,7 @@ class ScoreSpec:
             category_enabled=fc.category.enabled,
             category_batch=(fc.category.batch_docs_cpu, fc.category.batch_docs_gpu),
             keep_model=fc.keep.model if fc.keep.enabled else None,
-            heuristics=HeuristicParams.from_config(clean_cfg) if clean_cfg is not None else HeuristicParams(),
+            heuristics=HeuristicParams.from_config(clean_cfg),
         )
 
 
