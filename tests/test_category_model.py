@@ -127,12 +127,24 @@ def test_default_artifact_reads_titles_and_urls():
         pred.predict(texts, titles=["one"])
 
 
+def test_prior_without_a_recorded_url_weight_reads_the_text_only():
+    """An artifact whose keyword prior records no ``url_weight`` adds nothing for URL words."""
+    from models.category import CategoryPredictor
+
+    pred = load(None, "cpu")
+    kp = {k: v for k, v in pred.config["keyword_prior"].items() if k != "url_weight"}
+    old = CategoryPredictor(pred.model, {**pred.config, "keyword_prior": kp}, "cpu")
+    texts, urls = ["The results are in."], ["https://example.com/sports/football/match-report"]
+    assert np.array_equal(old.keyword_scores(texts, urls=urls), old.keyword_scores(texts))
+    assert not np.array_equal(pred.keyword_scores(texts, urls=urls), pred.keyword_scores(texts))
+
+
 def test_written_examples_file_is_valid():
     """data/labels/synthetic_category.jsonl: leaf names of the taxonomy, 10 per leaf in en and in zh,
     known genres, no text twice."""
     from collections import Counter
 
-    rows = [json.loads(line) for line in (REPO / "data/labels/synthetic_category.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in (REPO / "data/labels/synthetic_category.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
     names = set(category_names())
     assert {r["leaf"] for r in rows} == names
@@ -153,7 +165,7 @@ def test_model_size_and_card():
 def test_eval_set_is_valid():
     tax = load_taxonomy()
     rows = [
-        json.loads(line) for line in (REPO / "data" / "category_eval.jsonl").read_text().splitlines() if line
+        json.loads(line) for line in (REPO / "data" / "category_eval.jsonl").read_text(encoding="utf-8").splitlines() if line
     ]
     assert len(rows) >= 250
     assert len({r["url"] for r in rows}) == len(rows)

@@ -5,7 +5,7 @@
     ids, probs = pred.predict(texts)      # int64 [N] leaf ids 0..199, float32 [N] probabilities
     ids, probs = pred.predict(texts, urls=urls, titles=titles)  # with the pages' URLs and titles
     top_ids, top_probs = pred.predict_topk(texts, 5)
-    pred.version                          # e.g. "category-20261128-3f2a9c1d", recorded per row
+    pred.version                          # e.g. "category-20261206-2153ae11", recorded per row
 
 Pretrained pieces (``config["piece_dim"] > 0``): the network also averages fine-tuned WordLlama token
 embeddings (``models/category/model.py``); the artifact stores the fine-tuned table, and only the
@@ -82,7 +82,8 @@ class CategoryPredictor:
         if self.beta:
             tax = taxonomy or load_taxonomy(None)
             wcfg = WeakLabelConfig(cap=int(kp.get("cap", 3)), max_chars=self.prior_chars,
-                                   url_weight=float(kp.get("url_weight", 3.0)))
+                                   # not recorded: the prior scores the text only
+                                   url_weight=float(kp.get("url_weight", 0.0)))
             self.labeler = WeakLabeler(tax, kp["keywords"], wcfg)
 
     def keyword_scores(self, texts: list[str], urls: Sequence[str | None] | None = None) -> np.ndarray:
