@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
 import argparse
 
-from jobs.common import StageContext, _rename_parts, main, read_parquet_files, read_work, write_sorted
+from jobs.common import StageContext, _rename_parts, main, read_parquet_files, write_sorted, write_work
 
 LINE_COUNTS = "_line_counts"
 WORK = "_work_clean"
@@ -48,10 +48,7 @@ def line_dedup_deletions(ctx: StageContext, layout):
     work = ctx.work_path(WORK)
     cand_path = work + "/candidates"
     fn = candidates_fn(ld.head_lines, ld.tail_lines, ld.store_examples, positions=True)
-    ctx.read_rows(layout, ["doc_id", "fetch_time", "text"], fn, CANDIDATE_POS_SCHEMA).write.mode(
-        "overwrite"
-    ).parquet(cand_path)
-    cand = read_work(ctx.spark, cand_path, CANDIDATE_POS_SCHEMA)
+    cand = write_work(ctx.read_rows(layout, ["doc_id", "fetch_time", "text"], fn, CANDIDATE_POS_SCHEMA), cand_path)
     counts = cand.groupBy("line_hash").agg(F.count(F.lit(1)).alias("here"))
     if prev_path:
         prev = read_parquet_files(ctx.spark, _parquet_files(ctx, prev_path)).select("line_hash", F.col("count").alias("prev"))
@@ -64,8 +61,7 @@ def line_dedup_deletions(ctx: StageContext, layout):
         (F.coalesce("here", F.lit(0)) + F.coalesce("prev", F.lit(0))).cast("long").alias("count"),
     )
     merged_path = work + "/merged"
-    merged.write.mode("overwrite").parquet(merged_path)
-    merged = read_work(ctx.spark, merged_path, merged.schema)
+    merged = write_work(merged, merged_path)
     over = merged.filter(F.col("count") > ld.max_occurrences).select("line_hash", "prev")
     occ = cand.join(over, "line_hash")
     w = Window.partitionBy("line_hash").orderBy(F.asc_nulls_last("fetch_time"), "doc_id", "line_idx")

@@ -362,6 +362,14 @@ def read_work(spark, path: str, schema):
     return spark.read.schema(_as_nullable(schema)).parquet(path)
 
 
+def write_work(df, path: str):
+    """Write ``df`` as the work table ``path`` (overwriting it) and return it read back with
+    :func:`read_work` and ``df``'s own schema: later steps read the stored table, not a re-run of
+    ``df``'s plan."""
+    df.write.mode("overwrite").parquet(path)
+    return read_work(df.sparkSession, path, df.schema)
+
+
 def _as_nullable(schema):
     """Every field (nested ones too) nullable, as Spark's own Parquet reader makes them, so a stage
     reads the same schema from a bucket as from a local folder."""

@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 
 import time
 
-from jobs.common import StageContext, main, read_work
+from jobs.common import StageContext, main, write_work
 
 REASON_DUPLICATE = "minhash_duplicate"
 WORK = "_work_dedup"
@@ -89,8 +89,7 @@ def connected_components(spark, edges, work: str, max_iterations: int = 60, part
         )
         path = f"{work}/cc_{rounds:03d}"
         ss = ss.distinct().repartition(partitions, "src")
-        ss.write.mode("overwrite").parquet(path)
-        e = read_work(spark, path, ss.schema)
+        e = write_work(ss, path)
         done = is_star_forest(e)
     comps = e.select(F.col("src").alias("nid"), F.col("dst").alias("root")).unionByName(
         e.select(F.col("dst").alias("nid"), F.col("dst").alias("root")).distinct()
@@ -183,10 +182,9 @@ def run(ctx: StageContext) -> None:
         # 1. signatures -> band keys (raw int64 bytes), computed once and stored with the node id
         # (file_idx << 32 | row_idx: where the document is, so the result needs no join on the text)
         sig_path = work + "/signatures"
-        ctx.read_rows(
+        sigs = write_work(ctx.read_rows(
             layout, ["doc_id", "text", "lang"], with_nid(bands_fn(p, d.verify)), signature_schema(d.verify)
-        ).write.mode("overwrite").parquet(sig_path)
-        sigs = read_work(ctx.spark, sig_path, signature_schema(d.verify))
+        ), sig_path)
         n_docs = sigs.count()
         phase("signatures")
 
@@ -204,8 +202,7 @@ def run(ctx: StageContext) -> None:
         )
         edges_path = work + "/edges"
         edges = edges.repartition(parts, "src")
-        edges.write.mode("overwrite").parquet(edges_path)
-        edges = read_work(ctx.spark, edges_path, edges.schema)
+        edges = write_work(edges, edges_path)
         extra: dict = {"candidate_edges": edges.count(), "bucket_partitions": bparts}
         phase("edges")
 
@@ -220,8 +217,7 @@ def run(ctx: StageContext) -> None:
             scored = edges.join(a, "src").join(b, "dst").mapInArrow(jaccard_fn(p), JACCARD_SCHEMA)
             ver_path = work + "/edges_verified"
             ver = scored.filter(F.col("jaccard") >= d.verify_threshold).select("src", "dst")
-            ver.write.mode("overwrite").parquet(ver_path)
-            edges = read_work(ctx.spark, ver_path, ver.schema)
+            edges = write_work(ver, ver_path)
             extra["verified_edges"] = edges.count()
             phase("verify")
 
