@@ -25,9 +25,11 @@ table on the test split, which the search never sees.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Callable
 
 from pipeline.clean.config import Bounds
+from pipeline.clean.heuristics.fineweb import fineweb_lines
 
 QUALITY_RULE = "quality_below_threshold"
 
@@ -190,20 +192,13 @@ def calibrate(pages: list[dict], table: dict, target: float, junk_cost: float = 
 
 
 def line_lengths(text: str) -> list[int]:
-    """Characters of each non-empty line, stripped as the FineWeb signals strip it (whitespace, ``|``)."""
-    lines = [ln.strip().strip("| \t") for ln in text.split("\n")]
-    return [len(ln) for ln in lines if ln]
+    """Characters of each line the FineWeb signals see (:func:`pipeline.clean.heuristics.fineweb.fineweb_lines`)."""
+    return [len(ln) for ln in fineweb_lines(text)]
 
 
 def chars_per_word(text: str, words: int) -> float | None:
     """Characters of the non-empty lines (spaces and punctuation included) per word; None without words."""
     return sum(line_lengths(text)) / words if words else None
-
-
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
 
 def word_equivalent_chars(ref_cpw: list[float], cpw: list[float], ref_chars: int) -> float:
@@ -212,7 +207,7 @@ def word_equivalent_chars(ref_cpw: list[float], cpw: list[float], ref_chars: int
     ``ref_chars * median(cpw) / median(ref_cpw)``. FineWeb's 30 English characters are ~5 words."""
     if not ref_cpw or not cpw:
         raise ValueError("word_equivalent_chars needs pages of both languages")
-    return ref_chars * _median(cpw) / _median(ref_cpw)
+    return ref_chars * statistics.median(cpw) / statistics.median(ref_cpw)
 
 
 def share_matched_chars(ref_pages: list[list[int]], pages: list[list[int]], ref_chars: int,

@@ -20,13 +20,18 @@ TERMINAL = (".", "!", "?", '"', "'", "…", "。", "！", "？", "”", "’", "
 SHORT_LINE_CHARS = 30  # FineWeb's constant (English); other lengths per language come from conf
 
 
-def fineweb_signals(text: str, short_line_chars: int = SHORT_LINE_CHARS) -> dict[str, float]:
-    """``line_punct_frac`` and ``short_line_frac`` over the non-empty lines of ``text``, each stripped of
-    whitespace and of the ``|`` cell separators trafilatura writes for table rows (layout tables hold the
-    prose of many older pages). A line is short below ``short_line_chars`` characters (the document
-    language's length, :meth:`pipeline.clean.heuristics.HeuristicParams.short_line_chars_for`)."""
+def fineweb_lines(text: str) -> list[str]:
+    """The non-empty lines of ``text`` as the FineWeb signals see them: each stripped of whitespace and of
+    the ``|`` cell separators trafilatura writes for table rows (layout tables hold the prose of many
+    older pages)."""
     lines = [ln.strip().strip("| \t") for ln in text.split("\n")]
-    lines = [ln for ln in lines if ln]
+    return [ln for ln in lines if ln]
+
+
+def fineweb_signals(text: str, short_line_chars: int = SHORT_LINE_CHARS) -> dict[str, float]:
+    """``line_punct_frac`` and ``short_line_frac`` over the lines of :func:`fineweb_lines`. A line is
+    short below ``short_line_chars`` characters (the document language's length, :meth:`pipeline.clean.heuristics.HeuristicParams.short_line_chars_for`)."""
+    lines = fineweb_lines(text)
     if not lines:
         return {"line_punct_frac": 0.0, "short_line_frac": 0.0}
     n = len(lines)
