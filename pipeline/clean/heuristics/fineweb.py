@@ -30,7 +30,8 @@ def fineweb_lines(text: str) -> list[str]:
 
 def fineweb_signals(text: str, short_line_chars: int = SHORT_LINE_CHARS) -> dict[str, float]:
     """``line_punct_frac`` and ``short_line_frac`` over the lines of :func:`fineweb_lines`. A line is
-    short below ``short_line_chars`` characters (the document language's length, :meth:`pipeline.clean.heuristics.HeuristicParams.short_line_chars_for`)."""
+    short below ``short_line_chars`` characters (the document language's length,
+    :meth:`pipeline.clean.heuristics.HeuristicParams.short_line_chars_for`)."""
     lines = fineweb_lines(text)
     if not lines:
         return {"line_punct_frac": 0.0, "short_line_frac": 0.0}
