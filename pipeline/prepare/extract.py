@@ -205,13 +205,19 @@ def visible_text(tree: Any, max_chars: int = 2000) -> str:
     Text inside script/style is skipped; the text that follows them (their tail) is kept."""
     body = tree.find("body")
     parts: list[str] = []
+    append = parts.append
     n = 0
     for el in (body if body is not None else tree).iter():
-        texts = (el.tail,) if not isinstance(el.tag, str) or el.tag in _SKIP_TAGS else (el.text, el.tail)
-        for t in texts:
+        tag = el.tag
+        if isinstance(tag, str) and tag not in _SKIP_TAGS:
+            t = el.text
             if t and not t.isspace():
-                parts.append(t.strip())
+                append(t.strip())
                 n += len(t)
+        t = el.tail
+        if t and not t.isspace():
+            append(t.strip())
+            n += len(t)
         if n >= max_chars:
             break
     return " ".join(parts)

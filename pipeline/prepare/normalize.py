@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 import unicodedata
+from typing import Any
 
 # Every P* code point lies in planes 0-1: planes 2-3 hold ideographs, 14 tags and variation
 # selectors, 15-16 private use (tests check this against the full range). Scanning 128 Ki code
@@ -22,9 +24,33 @@ def _punct_table() -> dict[int, None]:
     return {cp: None for cp in range(_PUNCT_SCAN_END) if unicodedata.category(chr(cp)).startswith("P")}
 
 
+@functools.lru_cache(maxsize=1)
+def _punct_mask() -> Any:
+    """The same code points as a boolean array over all of Unicode (1.1 MB)."""
+    import numpy as np
+
+    mask = np.zeros(sys.maxunicode + 1, dtype=bool)
+    mask[list(_punct_table())] = True
+    return mask
+
+
+def strip_punct(text: str) -> str:
+    """``text`` without its P* code points. ``str.translate`` has a fast path for ASCII text only;
+    other text goes through a vectorised mask over its UTF-32 code units (~10x cheaper)."""
+    if text.isascii():
+        return text.translate(_punct_table())
+    import numpy as np
+
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    drop = _punct_mask()[cps]
+    if not drop.any():
+        return text
+    return cps[~drop].tobytes().decode("utf-32-le", "surrogatepass")
+
+
 def normalize_text(text: str) -> str:
     """Punctuation removed, NFD, lowercased, whitespace collapsed to single spaces, stripped."""
-    t = text.translate(_punct_table())
+    t = strip_punct(text)
     # str.split() and re's \s agree on what is whitespace (str.isspace); split + join is faster.
     return " ".join(unicodedata.normalize("NFD", t).lower().split())
 
