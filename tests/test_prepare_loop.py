@@ -45,6 +45,14 @@ PAGES = [
     "<p>just a fragment</p>",
     "no markup at all",
     "",
+    # parse_html's bytes route and its exceptions
+    "<!DOCTYPE html>",  # no newline: the doctype repair appends one
+    "<!DOCTYPE html/><html><body><p>bad doctype</p></body></html>",
+    "<html><body><p>control\x00 chars\x0b and \ufffe here</p></body></html>",
+    "\ufeff<html><body><p>leading BOM</p></body></html>",
+    "\u3000<html><body><p>ideographic space first</p></body></html>",  # full-html test: str yes, bytes no
+    "<html><body><p>lone \ud800 surrogate</p></body></html>",
+    "<html><head><meta charset='gbk'></head><body><p>中文 meta says gbk</p></body></html>",
 ]
 
 

@@ -349,3 +349,22 @@ def test_visible_text_skips_scripts_keeps_their_tail():
     tree = parse_html("<html><body><p>Hello</p><script>var x = 1;</script>after script<style>p{}</style></body></html>")
     vt = visible_text(tree)
     assert "Hello" in vt and "after script" in vt and "var x" not in vt and "p{}" not in vt
+
+
+def test_arc_records_get_the_same_doc_ids_on_every_read():
+    """warcio's ARC-to-WARC conversion makes up a random WARC-Record-ID per record: ARC records
+    must not use it, so their doc ids (URL + date) are the same on every run."""
+    from tests.conftest import shared_data
+
+    arc = shared_data("warcio-warc/test/data/example.arc.gz")
+    cfg = load_config().prepare
+
+    def ids() -> list[str]:
+        return [r["doc_id"] for r in P.process_warc_file(str(arc), cfg)]
+
+    first = ids()
+    assert first, "the ARC fixture yields records"
+    assert ids() == first
+    with open(arc, "rb") as f:
+        recs = [r for r in iter_records(f, True, 1 << 20) if not isinstance(r, WarcError)]
+    assert recs and all(r.record_id is None for r in recs)

@@ -179,7 +179,9 @@ def _iter_records(f: IO[bytes], gzipped: bool, max_record_bytes: int) -> Iterato
                 yield WarcRecord(
                     offset=it.offset,  # start of this record (warcio advances it after the record)
                     rec_type=rtype,
-                    record_id=headers.get_header("WARC-Record-ID"),
+                    # warcio's ARC-to-WARC conversion invents a random record id: ARC records have
+                    # none, so their doc id comes from URL + date (deterministic).
+                    record_id=None if is_arc else headers.get_header("WARC-Record-ID"),
                     target_uri=headers.get_header("WARC-Target-URI"),
                     date=parse_warc_date(headers.get_header("WARC-Date") or headers.get_header("archive-date")),
                     status=status,
