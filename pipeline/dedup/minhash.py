@@ -31,7 +31,7 @@ import numpy as np
 
 from pipeline.clean.text import jieba_tokens, uses_jieba
 from pipeline.dedup import kernels
-from pipeline.prepare.normalize import _punct_table, normalize_text
+from pipeline.prepare.normalize import normalize_text, strip_punct
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH32 = np.uint64((1 << 32) - 1)
@@ -182,7 +182,7 @@ def normalized_words(text: str | None, lang: str | None, p: MinHashParams) -> by
     """UTF-8 of the document's shingling tokens joined by single spaces, i.e.
     ``" ".join(minhash_tokens(text, lang, ...)).encode()``, computed faster: ASCII texts go through
     one ``bytes.translate`` (punctuation deleted, lowercased), others through a codepoint table
-    (:func:`_drop_punct`), NFD and lowercase; ``str.split`` collapses whitespace exactly as the
+    (:func:`pipeline.prepare.normalize.strip_punct`), NFD and lowercase; ``str.split`` collapses whitespace exactly as the
     reference's ``\\s+`` does (both use ``str.isspace``)."""
     if not text:
         return b""
@@ -194,7 +194,7 @@ def normalized_words(text: str | None, lang: str | None, p: MinHashParams) -> by
         return out
     if text.isascii():
         return b" ".join(text.encode("ascii").translate(_ascii_map(), _ascii_punct()).split())
-    t = unicodedata.normalize("NFD", _drop_punct(text)).lower()
+    t = unicodedata.normalize("NFD", strip_punct(text)).lower()
     return " ".join(t.split()).encode("utf-8")
 
 
@@ -208,22 +208,6 @@ def _ascii_map() -> bytes:
     # lowercase, and the ASCII separators \x1c-\x1f (str.isspace() but not bytes.isspace()) -> space
     src = bytes(range(65, 91)) + bytes(range(0x1C, 0x20))
     return bytes.maketrans(src, bytes(range(97, 123)) + b"    ")
-
-
-@functools.lru_cache(maxsize=1)
-def _punct_mask() -> np.ndarray:
-    m = np.zeros(0x110000, dtype=bool)
-    m[np.fromiter(_punct_table(), dtype=np.int64)] = True
-    return m
-
-
-def _drop_punct(text: str) -> str:
-    """``text.translate(_punct_table())`` via a boolean table over the UTF-32 codepoints."""
-    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    keep = ~_punct_mask()[cp]
-    if keep.all():
-        return text
-    return cp[keep].tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def batch_shingle_hashes(
