@@ -140,8 +140,7 @@ def output_schema(in_schema):
     ``line_dedup_removed``, the ``h_*`` signals and ``drop_reason``."""
     import pyarrow as pa
 
-    from pipeline.clean.heuristics import SIGNALS
-    from udfs.clean import SIGNAL_PREFIX
+    from pipeline.clean.heuristics import SIGNAL_PREFIX, SIGNALS
 
     added = [pa.field("line_dedup_removed", pa.int32())] + [pa.field(SIGNAL_PREFIX + s, pa.float64()) for s in SIGNALS]
     skip = {f.name for f in added} | {"del_idx", "drop_reason"}

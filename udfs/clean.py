@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 from pyspark.sql import types as T
 
-from pipeline.clean.heuristics import REASON_EMPTY, REASON_ERROR, SIGNALS, HeuristicParams
+from pipeline.clean.heuristics import REASON_EMPTY, REASON_ERROR, SIGNAL_PREFIX, SIGNALS, HeuristicParams
 
 CANDIDATE_SCHEMA = T.StructType(
     [
@@ -25,7 +25,6 @@ CANDIDATE_POS_SCHEMA = T.StructType(
     CANDIDATE_SCHEMA.fields
     + [T.StructField("file_idx", T.IntegerType(), False), T.StructField("row_idx", T.IntegerType(), False)]
 )
-SIGNAL_PREFIX = "h_"
 EXAMPLE_CHARS = 300  # normalized line text kept for inspection of over-limit lines
 
 

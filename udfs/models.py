@@ -41,9 +41,6 @@ SCORE_FIELDS = [
     ("category_prob", "float"),
     ("keep_score", "float"),
 ]
-# The clean stage's signal columns (udfs.clean.SIGNAL_PREFIX + signal): the keep score reads them when
-# the input has them and recomputes them from the text otherwise (same values: see keepscore).
-SIGNAL_PREFIX = "h_"
 # Names of the score columns that make_score_batches appends (prefixed: the input may already hold
 # columns of these names from an earlier filter run; the job renames them when it assembles its output).
 SCORE_PREFIX = "_s_"
@@ -77,8 +74,8 @@ class ScoreSpec:
     category_model: str | None
     category_enabled: bool
     category_batch: tuple[int, int]
-    keep_model: str | None = None
-    heuristics: Any = None  # pipeline.clean.heuristics.HeuristicParams: recomputing signals for the keep score
+    keep_model: str | None
+    heuristics: Any  # pipeline.clean.heuristics.HeuristicParams: recomputing signals for the keep score
 
     @staticmethod
     def from_config(fc: Any, clean_cfg: Any) -> ScoreSpec:
@@ -159,11 +156,11 @@ def score_texts(texts: list[str], langs: list[str | None], spec: ScoreSpec, devi
     out["category_prob"] = cat_prob
     keep = np.full(n, np.nan, dtype=np.float32)
     if spec.keep_model is not None and nonempty:
-        from pipeline.clean.heuristics import HeuristicParams, score_document
+        from pipeline.clean.heuristics import score_document
         from pipeline.filter import keepscore
 
         km = get_or_load(("keep", spec.keep_model), lambda: keepscore.load(spec.keep_model))
-        params = spec.heuristics or HeuristicParams()
+        params = spec.heuristics
         rows = []
         for i in nonempty:
             sig = signals[i] if signals is not None and signals[i] is not None else None
@@ -199,7 +196,7 @@ def _column(batch, name: str) -> list[str | None] | None:
 
 def _signals(batch) -> list[dict | None] | None:
     """The clean stage's signals of each row (``h_*`` columns), or None when the batch lacks any of them."""
-    from pipeline.clean.heuristics import SIGNALS
+    from pipeline.clean.heuristics import SIGNAL_PREFIX, SIGNALS
 
     names = set(batch.schema.names)
     if not all(SIGNAL_PREFIX + s in names for s in SIGNALS):

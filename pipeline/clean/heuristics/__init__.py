@@ -71,6 +71,8 @@ WORD_SIGNALS = frozenset(
 )
 
 # Every signal column, in output order.
+# Column prefix of the signals in the stage outputs (``h_<signal>``); filter's keep score reads them back.
+SIGNAL_PREFIX = "h_"
 SIGNALS: tuple[str, ...] = (
     "n_words",
     "n_chars",
