@@ -70,9 +70,9 @@ WORD_SIGNALS = frozenset(
     | {f"dup_{n}gram_char_frac" for n in gr.DUP_NGRAMS}
 )
 
-# Every signal column, in output order.
 # Column prefix of the signals in the stage outputs (``h_<signal>``); filter's keep score reads them back.
 SIGNAL_PREFIX = "h_"
+# Every signal column, in output order.
 SIGNALS: tuple[str, ...] = (
     "n_words",
     "n_chars",
