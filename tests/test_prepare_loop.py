@@ -233,3 +233,63 @@ def test_extraction_unchanged_with_compiled_xpaths():
         if extract(parse_html(html), fast_xpaths=True) != want:
             differing.append(f.name)
     assert differing == []
+
+
+def _gold_files(n_each: int) -> list:
+    root = "html-cleaning-dataset-merged"
+    files = sorted(shared_data(f"{root}/page-signal-master/input").glob("*.html.gz"))[2::7][:n_each]
+    files += sorted(shared_data(f"{root}/cleaneval-final/input").glob("*.html.gz"))[3::5][:n_each]
+    files += sorted(shared_data("trafilatura-eval/tests/eval").glob("*.html*"))[5::8][:n_each]
+    return files
+
+
+def _read_page(f) -> str:
+    import gzip
+
+    raw = f.read_bytes()
+    return (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("precision", [True, False])
+def test_extraction_unchanged_with_fewer_tree_copies(precision):
+    """A given tree and, in precision mode, readability on the raw tree itself: the same output as
+    trafilatura's copies, with its fallbacks on (fast=False), on gold pages of three sets."""
+    files = _gold_files(25)
+    assert len(files) >= 60
+    differing = []
+    for f in files:
+        html = _read_page(f)
+        kw = {"fast": False, "favor_precision": precision}
+        want = extract(parse_html(html), fewer_copies=False, **kw)
+        if extract(parse_html(html), give_tree=True, fewer_copies=True, **kw) != want:
+            differing.append(f.name)
+    assert differing == []
+
+
+def test_fewer_copies_skips_two_copies_and_leaves_a_tree_not_given_alone(monkeypatch):
+    import copy as copy_module
+
+    import trafilatura.core as core
+
+    calls = []
+
+    def counting_copy(x):
+        calls.append(type(x).__name__)
+        return copy_module.copy(x)
+
+    monkeypatch.setattr(core, "copy", counting_copy)
+    page = "<html><body><div><p>" + "A sentence about the weather in the hills. " * 20 + "</p></div></body></html>"
+    counts = {}
+    for mode in (False, True):
+        calls.clear()
+        extract(parse_html(page), fast=False, give_tree=True, fewer_copies=mode)
+        counts[mode] = calls.count("HtmlElement")
+    assert counts == {False: 4, True: 2}
+    tree = parse_html(page)
+    before = etree.tostring(tree)
+    assert extract(tree, fast=False, fewer_copies=True)[1]
+    assert etree.tostring(tree) == before  # not given: trafilatura worked on a copy
+    given = parse_html(page)
+    extract(given, fast=False, give_tree=True, fewer_copies=True)
+    assert etree.tostring(given) != before  # given: changed in place, no copy made

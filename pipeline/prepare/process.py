@@ -159,6 +159,7 @@ class Prepare:
                 timeout_s=cfg.extract_timeout_s,
                 url=url,
                 fast_xpaths=cfg.fast_xpaths,
+                give_tree=True,
             )
         except ExtractTimeout:
             return _row(**base, drop_reason=ERROR_EXTRACT_TIMEOUT)
