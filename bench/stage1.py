@@ -38,6 +38,7 @@ Usage::
     .venv/bin/python -m bench.stage1 --only speed --profile 300
     .venv/bin/python -m bench.stage1 --quality-limit 100 --json out/bench/stage1.json
     .venv/bin/python -m bench.stage1 --job --repeat 3      # whole jobs side by side
+    .venv/bin/python -m bench.stage1 --floor --no-peer --repeat 3  # fixed CPU of a Spark job
 
 The peer venv: ``python3.11 -m venv /work/bench-venv && /work/bench-venv/bin/pip install
 "datatrove[processing]==0.10.1" lxml_html_clean warcio faust-cchardet python-magic`` (see docs/BENCHMARKS.md).
@@ -619,7 +620,9 @@ def format_breakdown(label: str, b: dict[str, Any]) -> str:
         f"{role} {r['cpu_s']:.1f}" + (f" ({r['n']})" if r["n"] > 1 else "")
         for role, r in sorted(b["roles"].items(), key=lambda kv: -kv[1]["cpu_s"])
     ]
-    line = f"  {label} CPU s by process: " + ", ".join(parts) + f", unattributed {b['unattributed_cpu_s']:.1f}"
+    line = (
+        f"  {label} CPU s by process: " + ", ".join(parts) + f", unattributed {b['unattributed_cpu_s']:.1f}"
+    )
     if b["workers"]:
         line += f"; each py-worker: {', '.join(f'{w:.1f}' for w in b['workers'])}"
     return line
@@ -772,6 +775,67 @@ def job_bench(a: argparse.Namespace, use_peer: bool) -> dict[str, Any]:
     return {"warc": warc, "master": a.master, "rounds": rounds}
 
 
+_SESSION_ONLY = (
+    "from jobs.common import get_spark; from pipeline.config import load_config; "
+    "get_spark(load_config()).stop()"
+)
+
+
+def one_record_warc(path: Path) -> str:
+    """A WARC file holding one HTML response (an English paragraph that stage 1 keeps)."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    body = (
+        "<html><head><title>Floor</title></head><body><article><p>"
+        + "The river rose through the night and the town council met at dawn to plan the repairs. " * 8
+        + "</p></article></body></html>"
+    ).encode()
+    with open(path, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        w.write_record(
+            w.create_warc_record(
+                "https://floor.example.org/a", "response", payload=BytesIO(body), http_headers=headers
+            )
+        )
+    return str(path)
+
+
+def floor_bench(a: argparse.Namespace) -> dict[str, Any]:
+    """The fixed CPU of a Spark job, which no per-record work can remove: a SparkSession of the
+    configured profile started and stopped, and ``python -m jobs.prepare`` on a one-record WARC."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYSPARK_SUBMIT_ARGS": f"--master {a.master} pyspark-shell",
+        "DOTS_PROGRESS_S": "0",
+    }
+    print(f"== fixed cost of a Spark job (master {a.master}), {a.repeat} round(s), CPU of every process")
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        warc = one_record_warc(Path(tmp) / "one.warc.gz")
+        for i in range(a.repeat):
+            session = run_tree([sys.executable, "-c", _SESSION_ONLY], env)
+            job = ours_job(warc, a.master, a.overrides)
+            if job["kept"] != 1:
+                raise RuntimeError(f"the one-record job kept {job['kept']} records, expected 1")
+            rounds.append(
+                {"session": session["cpu_s"], "job": job["cpu_s"], "job_breakdown": job["breakdown"]}
+            )
+            print(
+                f"round {i + 1}: SparkSession start + stop {session['cpu_s']:.2f} CPU-s | "
+                f"prepare on one record {job['cpu_s']:.2f} CPU-s (wall {job['wall_s']:.1f} s)",
+                flush=True,
+            )
+            print(format_breakdown("one-record job", job["breakdown"]), flush=True)
+    return {"master": a.master, "rounds": rounds}
+
+
 def profile_ours(warc: str, n: int, top: int = 25) -> str:
     import cProfile
     import io
@@ -878,6 +942,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--master", default="local[1]", help="Spark master of our job in --job")
     ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="the fixed CPU of a Spark job: a bare SparkSession, and prepare on a one-record WARC",
+    )
+    ap.add_argument(
         "--repeat", type=int, default=1, help="rounds of --job (each runs ours, datatrove, our loop)"
     )
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
@@ -921,9 +990,11 @@ def main(argv: list[str] | None = None) -> None:
             "or pass --no-peer"
         )
 
+    if a.floor:
+        results["floor"] = floor_bench(a)
     if a.job:
         results["job"] = job_bench(a, use_peer)
-    if a.only in (None, "speed") and not a.job:
+    if a.only in (None, "speed") and not (a.job or a.floor):
         if not Path(a.warc).exists():
             raise SystemExit(f"{a.warc} is absent (shared data not beside this checkout)")
         counts = count_records(a.warc)
@@ -960,7 +1031,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"ratio ours/datatrove (docs/s/core): {ratio:.2f}x   (wall: {peer['wall_s'] / ours['wall_s']:.2f}x)"
             )
 
-    if (a.only in (None, "quality") and not a.job) or a.fast_study:
+    if (a.only in (None, "quality") and not (a.job or a.floor)) or a.fast_study:
         sets = {
             "trafilatura-eval": load_trafilatura_eval(a.quality_limit),
             "cleaneval": load_token_gold(["cleaneval-dev", "cleaneval-final"], a.quality_limit, "cleaneval"),
@@ -969,7 +1040,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.fast_study:
         results["fast_study"] = fast_study(sets)
 
-    if a.only in (None, "quality") and not a.job:
+    if a.only in (None, "quality") and not (a.job or a.floor):
         q: dict[str, Any] = {}
         for name, (pages, gold) in sets.items():
             if not pages:
