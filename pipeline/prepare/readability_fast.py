@@ -2,7 +2,7 @@
 
 With ``fast=False`` trafilatura runs its readability port (``trafilatura.readability_lxml``) on
 every page: ~14% of the per-record CPU. :class:`FastDocument` subclasses its ``Document`` and
-overrides three steps; each override's docstring says why it leaves the tree, the candidates'
+overrides four methods; each override's docstring says why it leaves the tree, the candidates'
 scores and so the summary string exactly as they were. :func:`use_fast_readability` installs it
 where ``try_readability`` looks the class up (``trafilatura.external.ReadabilityDocument``).
 tests/test_prepare_loop.py compares summaries and ``extract()`` output with and without it.
@@ -66,8 +66,8 @@ def _attr_weight(value: str) -> int:
 
 
 class FastDocument(rl.Document):
-    """``readability_lxml.Document`` with cheaper ``class_weight``, ``remove_unlikely_candidates``
-    and ``score_paragraphs``; same results."""
+    """``readability_lxml.Document`` with cheaper ``class_weight``, ``remove_unlikely_candidates``,
+    ``get_link_density`` and ``score_paragraphs``; same results."""
 
     __slots__ = ()
 
@@ -110,6 +110,12 @@ class FastDocument(rl.Document):
             if verdict:
                 elem.drop_tree()
 
+    def get_link_density(self, elem: Any) -> float:
+        """The original's sum with :func:`_text` for ``text_content()`` (``iterdescendants("a")``
+        yields what ``findall(".//a")`` finds, in the same order)."""
+        total = len(trim(_text(elem))) or 1
+        return sum(len(trim(_text(a))) for a in elem.iterdescendants("a")) / total
+
     def score_paragraphs(self) -> dict[Any, rl.Candidate]:
         """The original's loop; only the trimmed text lengths (``len(trim(text_content()))``) are
         computed differently, and the tree does not change while scoring. A candidate's length is
@@ -137,9 +143,13 @@ class FastDocument(rl.Document):
             if grand_parent_node is not None:
                 candidates[grand_parent_node].score += score / 2
         lengths.mark(candidates)
+        known = lengths.pieces.get
         for elem, candidate in candidates.items():
             total = lengths.of(elem) or 1
-            links = sum(lengths.of(a) for a in elem.iterdescendants("a"))
+            links = 0
+            for a in elem.iterdescendants("a"):
+                piece = known(a)
+                links += piece[0] if piece is not None else lengths.of(a)
             candidate.score *= 1 - links / total
         return candidates
 
@@ -149,6 +159,14 @@ class FastDocument(rl.Document):
 _Piece = tuple[int, Any, Any]
 _EMPTY: _Piece = (0, None, None)
 _BLANK: _Piece = (0, True, True)
+
+
+def _text(elem: Any) -> str:
+    """``elem.text_content()``: for an element with no child nodes but text (``len()`` counts
+    elements, comments, entities and processing instructions), its ``text``, ~10x cheaper."""
+    if len(elem):
+        return elem.text_content()
+    return elem.text or ""
 
 
 def _piece(s: str | None, trimmed: str | None = None) -> _Piece:
@@ -193,7 +211,7 @@ class _Lengths:
 
     def read(self, elem: Any) -> str:
         """``trim(elem.text_content())``, remembering its piece."""
-        s = elem.text_content()
+        s = _text(elem)
         t = trim(s)
         self.pieces[elem] = _piece(s, t)
         return t
@@ -225,8 +243,7 @@ class _Lengths:
                 stack.pop()
                 continue
             if node not in marked:
-                s = node.text_content()
-                pieces[node] = _piece(s)
+                pieces[node] = _piece(_text(node))
                 stack.pop()
                 continue
             children = list(node)
@@ -242,8 +259,11 @@ class _Lengths:
             for c in children:
                 piece = pieces.get(c)
                 if piece is None:
-                    piece = pieces[c] = _piece(c.text_content())
-                acc = _join(_join(acc, piece), _piece(c.tail))
+                    piece = pieces[c] = _piece(_text(c))
+                acc = _join(acc, piece)
+                tail = c.tail
+                if tail:
+                    acc = _join(acc, _piece(tail))
             pieces[node] = acc
             stack.pop()
         return pieces[elem]
