@@ -21,16 +21,18 @@ from trafilatura.utils import trim
 _READABILITY_CHECKED_VERSION = "2.3.1"
 
 _MEMO_MAX_ENTRIES = 1 << 16  # per memo; cleared when full (results never depend on it)
+_MEMO_MAX_CHARS = 256  # longer strings are not remembered, so the memos' memory stays bounded
 
 # The class and id values of the elements below a node (the node itself excluded, as in the
 # original's findall(".//*")), in document order; each value knows its element.
 _CLASS_AND_ID_VALUES = etree.XPath("descendant::*/@class | descendant::*/@id")
 
 
-def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> Any:
-    if len(memo) >= _MEMO_MAX_ENTRIES:
-        memo.clear()
-    memo[key] = value
+def _memo_put(memo: dict[str, Any], key: str, value: Any) -> Any:
+    if len(key) <= _MEMO_MAX_CHARS:
+        if len(memo) >= _MEMO_MAX_ENTRIES:
+            memo.clear()
+        memo[key] = value
     return value
 
 
