@@ -293,3 +293,110 @@ def test_fewer_copies_skips_two_copies_and_leaves_a_tree_not_given_alone(monkeyp
     given = parse_html(page)
     extract(given, fast=False, give_tree=True, fewer_copies=True)
     assert etree.tostring(given) != before  # given: changed in place, no copy made
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("precision", [True, False])
+def test_extraction_unchanged_with_fast_readability(precision):
+    """The readability fallback (fast=False) with the cheaper Document: the same output, and the same
+    summary on each page's whole tree, on gold pages of three sets."""
+    from trafilatura.readability_lxml import Document
+
+    from pipeline.prepare.readability_fast import FastDocument
+
+    files = _gold_files(25)
+    assert len(files) >= 60
+    differing, summaries = [], []
+    for f in files:
+        html = _read_page(f)
+        kw = {"fast": False, "favor_precision": precision}
+        want = extract(parse_html(html), give_tree=True, fast_readability=False, **kw)
+        if extract(parse_html(html), give_tree=True, fast_readability=True, **kw) != want:
+            differing.append(f.name)
+        tree = parse_html(html)
+        if (
+            precision
+            and tree is not None
+            and Document(tree).summary() != FastDocument(parse_html(html)).summary()
+        ):
+            summaries.append(f.name)
+    assert differing == []
+    assert summaries == []
+
+
+READABILITY_PAGE = """<html><head><title>t</title></head><body class="has-Sidebar">
+<div id="Header-Menu"><a href="/">Home</a> <a href="/a">About</a></div>
+<div class="SideBar widget"><p>Sidebar text that is long enough to be scored, with, commas.</p></div>
+<div class="comment-list article">kept: ok-maybe wins over comment<p>A paragraph in a kept comment
+block, long enough to count, with a comma, or two.</p></div>
+<div id="main" class="content"><div class="Entry">   Loose text of a misused div, long enough to be a
+paragraph, yes.<br>After a break\u00a0with a no-break space,<br/>
+<span>inline</span>tail text that becomes its own paragraph, long enough.</div>
+<p>First   real paragraph, with commas, more commas, and <b>bold</b>text<i> glued</i> to words.</p>
+<p>\u00a0Second paragraph\u2003with em spaces and a <a href="/x">link inside the text</a>, more.</p>
+<table><tr><td>A table cell with enough text to be scored as a paragraph, surely.</td></tr></table>
+<div class="links"><p><a href="/1">one link</a> <a href="/2">two links</a> <a href="/3">three links
+here</a> and a few words</p></div>
+<div><a href="/only">a div holding only a link, no loose text</a></div>
+<div>Loose text before a block, in a div that stays a div.<p>A block paragraph inside it, long
+enough to be scored, yes.</p>Tail text after the block, long enough.<br>After a br.<br> </div>
+<div><h2 class="meta">A negative header</h2><h3><a href="/h">A link header</a></h3>
+<pre>preformatted text,
+ with lines, long enough to be scored</pre></div>
+</div>
+<div class="footer-nav"><ul><li><a href="/f">Footer</a></li></ul></div>
+</body></html>"""
+
+
+def test_fast_readability_summary_matches_on_an_inline_page():
+    """Unlikely candidates (mixed case, class and id, the ok-maybe exception), misused divs, nested
+    candidates with text glued across elements and Unicode spaces, link-heavy blocks: the same
+    summary, from our parser and from lxml's default one (which keeps comments)."""
+    from trafilatura.readability_lxml import Document
+
+    from pipeline.prepare.readability_fast import FastDocument
+
+    pages = [READABILITY_PAGE, READABILITY_PAGE.replace("<p>First", "<!-- a comment --><p>First")]
+    for page in pages:
+        for parse in (parse_html, lhtml.fromstring):
+            want = Document(parse(page)).summary()
+            assert "real paragraph" in want and "Sidebar text" not in want and "<p>Tail text" in want
+            assert FastDocument(parse(page)).summary() == want
+
+
+def test_composed_text_lengths_equal_trimmed_text_content():
+    """_Lengths composes an element's trimmed text length from its children's; every element of the
+    inline page, composed (all marked) or read directly, gives len(trim(text_content()))."""
+    from trafilatura.utils import trim
+
+    from pipeline.prepare.readability_fast import _Lengths
+
+    for parse in (parse_html, lhtml.fromstring):
+        tree = parse(READABILITY_PAGE.replace("<p>First", "<!-- c --><p>First"))
+        elems = list(tree.iter(etree.Element))
+        composed = _Lengths()
+        composed.mark(elems)
+        want = [len(trim(e.text_content())) for e in elems]
+        assert [composed.of(e) for e in elems] == want
+        assert [_Lengths().of(e) for e in elems] == want
+        assert len(set(want)) > 10  # the page has elements of many different lengths
+
+
+def test_fast_readability_switch_installs_and_removes_the_class(monkeypatch):
+    import trafilatura
+    import trafilatura.external as external
+    from trafilatura.readability_lxml import Document
+
+    from pipeline.prepare.readability_fast import FastDocument, use_fast_readability
+
+    page = "<html><body><div><p>" + "A sentence about the weather. " * 20 + "</p></div></body></html>"
+    extract(page, fast=False, fast_readability=False)
+    assert external.ReadabilityDocument is Document
+    extract(page, fast=False, fast_readability=True)
+    assert external.ReadabilityDocument is FastDocument
+    monkeypatch.setattr(trafilatura, "__version__", "0.0.0")
+    assert use_fast_readability(True) is False
+    assert external.ReadabilityDocument is Document
+    monkeypatch.undo()
+    assert use_fast_readability(True) is True
+    assert external.ReadabilityDocument is FastDocument

@@ -297,6 +297,7 @@ def extract(
     fast_xpaths: bool = True,
     give_tree: bool = False,
     fewer_copies: bool = True,
+    fast_readability: bool = True,
 ) -> tuple[str | None, str | None]:
     """Return ``(title, text)`` from an HTML string or an already parsed tree; ``text`` is
     newline-separated lines or None when nothing was found.
@@ -304,14 +305,17 @@ def extract(
     ``fast_xpaths`` evaluates trafilatura's pruning XPaths compiled to Python (same node sets,
     :mod:`pipeline.prepare.xpath_fast`). ``give_tree``: the caller does not use the tree it passes
     afterwards, so trafilatura may change it instead of a copy (a string is parsed here and always
-    given). ``fewer_copies``: :func:`use_fewer_copies` (same output). Raises :class:`ExtractTimeout`
-    when the budget runs out.
+    given). ``fewer_copies``: :func:`use_fewer_copies` (same output). ``fast_readability``: the
+    readability fallback (``fast=False``) runs :mod:`pipeline.prepare.readability_fast`'s cheaper
+    ``Document`` (same output). Raises :class:`ExtractTimeout` when the budget runs out.
     """
     import trafilatura
 
+    from pipeline.prepare.readability_fast import use_fast_readability
     from pipeline.prepare.xpath_fast import use_compiled
 
     use_compiled(fast_xpaths)
+    use_fast_readability(fast_readability)
     fewer_copies = use_fewer_copies(fewer_copies)
     with time_budget(timeout_s):
         given = isinstance(html, str) or give_tree
