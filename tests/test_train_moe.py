@@ -94,7 +94,8 @@ def test_two_ranks_with_torchrun_on_cpu(shards, tmp_path):
     cmd = [torchrun, "--nproc-per-node", "2", "--master-port", "29561", "-m", "jobs.train_moe", "--data", shards,
            "--config", "conf/moe/tiny.yaml", "--steps", "3", "--out", str(tmp_path / "ddp"), "--device", "cpu",
            "--set", "train.seq_len=32", "--set", "train.grad_accum=2"]
-    subprocess.run(cmd, check=True, cwd=".", timeout=600, capture_output=True)
+    proc = subprocess.run(cmd, cwd=".", timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, f"torchrun exited {proc.returncode}:\n{proc.stderr[-6000:]}"
     rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert rows[0]["tokens"] == 2 * 2 * 4 * 32  # ranks x grad_accum x micro_batch x seq_len
