@@ -36,7 +36,7 @@ REASON_DUPLICATE = "minhash_duplicate"
 WORK = "_work_dedup"
 
 
-def connected_components(spark, edges, work: str, max_iterations: int = 60, partitions: int = 8):
+def connected_components(edges, work: str, max_iterations: int = 60, partitions: int = 8):
     """(src, dst) edges -> ``(DataFrame(nid, root), rounds)``: every node with an edge and the
     smallest node id of its component. Large-star then small-star per round; each round's edges
     are written under ``work`` (checkpoint) and the loop ends when every edge points to a root
@@ -222,7 +222,7 @@ def run(ctx: StageContext) -> None:
             phase("verify")
 
         # 4. connected components
-        comps, rounds = connected_components(ctx.spark, edges, work, d.max_iterations, parts)
+        comps, rounds = connected_components(edges, work, d.max_iterations, parts)
         extra["cc_rounds"] = rounds
         phase("components")
 

@@ -146,16 +146,16 @@ def test_spark_connected_components_vs_union_find(spark, tmp_path):
     edges += list(zip(chain, chain[1:]))  # a 300-node path over shuffled ids
     edges = [(a, b) for a, b in edges if a != b]
     df = spark.createDataFrame(edges, "src long, dst long")
-    comps, rounds = connected_components(spark, df, str(tmp_path / "cc"), max_iterations=40, partitions=2)
+    comps, rounds = connected_components(df, str(tmp_path / "cc"), max_iterations=40, partitions=2)
     got = {r["nid"]: r["root"] for r in comps.collect()}
     assert got == union_find_components(edges)
     assert 1 <= rounds <= 40
     star = spark.createDataFrame([(i, 5) for i in range(6, 12)] + [(30, 20)], "src long, dst long")
-    comps, rounds = connected_components(spark, star, str(tmp_path / "cc3"), partitions=2)
+    comps, rounds = connected_components(star, str(tmp_path / "cc3"), partitions=2)
     assert rounds == 0 and {r["nid"]: r["root"] for r in comps.collect()} == {
         **{i: 5 for i in range(5, 12)},
         30: 20,
         20: 20,
     }
     with pytest.raises(RuntimeError, match="did not converge"):
-        connected_components(spark, df, str(tmp_path / "cc2"), max_iterations=1, partitions=2)
+        connected_components(df, str(tmp_path / "cc2"), max_iterations=1, partitions=2)
