@@ -264,6 +264,8 @@ def _our_extractor():
 
 
 def ours_extract(pages: list[tuple[str, str]]) -> tuple[dict[str, str | None], float]:
+    from pipeline.prepare.extract import ExtractTimeout
+
     decode_html, run = _our_extractor()
     out: dict[str, str | None] = {}
     t_total = 0.0
@@ -273,7 +275,7 @@ def ours_extract(pages: list[tuple[str, str]]) -> tuple[dict[str, str | None], f
         t0 = time.process_time()
         try:
             _, text = run(html)
-        except Exception:  # noqa: BLE001 - counted as an empty extraction, as the stage does
+        except (Exception, ExtractTimeout):  # noqa: BLE001 - counted as an empty extraction, as the stage does
             text = None
         t_total += time.process_time() - t0
         out[key] = text

@@ -368,3 +368,17 @@ def test_arc_records_get_the_same_doc_ids_on_every_read():
     with open(arc, "rb") as f:
         recs = [r for r in iter_records(f, True, 1 << 20) if not isinstance(r, WarcError)]
     assert recs and all(r.record_id is None for r in recs)
+
+
+@pytest.mark.parametrize("fast_readability", [True, False])
+def test_a_budget_running_out_inside_trafilaturas_fallbacks_is_not_swallowed(monkeypatch, fast_readability):
+    """trafilatura guards readability with ``except Exception``: the timeout must get through it."""
+    from trafilatura import readability_lxml
+
+    def out_of_time(self):
+        raise ExtractTimeout()
+
+    monkeypatch.setattr(readability_lxml.Document, "summary", out_of_time)
+    with pytest.raises(ExtractTimeout):
+        extract(page(ARTICLE_EN), fast=False, fast_readability=fast_readability)
+    assert extract(page(ARTICLE_EN), fast=True)[1]  # the fast path never runs readability

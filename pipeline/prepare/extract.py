@@ -16,8 +16,12 @@ from contextlib import contextmanager
 from typing import Any
 
 
-class ExtractTimeout(Exception):
-    """The per-document extraction budget ran out."""
+class ExtractTimeout(BaseException):
+    """The per-document extraction budget ran out.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: trafilatura wraps its readability and justext
+    fallbacks in ``except Exception``, which would otherwise swallow a budget that runs out inside
+    them (the page then goes on with no budget left). Callers catch it by name."""
 
 
 def _on_alarm(signum, frame):  # pragma: no cover - called by the OS
