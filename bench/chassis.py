@@ -36,22 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stage1 import REPO, SHARED, format_breakdown, run_tree
+from bench.stage1 import REPO, SHARED, format_breakdown, job_env, run_tree
 
 STAGES = ("clean", "dedup", "filter", "balance", "tokenize")
 BASE = REPO / "out" / "bench" / "chassis"
 WARCS = [SHARED / "warc" / f"sample-crawl-0000{i}.warc.gz" for i in range(4)]
-
-
-def _env(master: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "PYSPARK_SUBMIT_ARGS": f"--master {master} pyspark-shell",
-        "DOTS_PROGRESS_S": "0",
-    }
 
 
 def _complete(path: Path) -> bool:
@@ -62,7 +51,7 @@ def run_job(stage: str, inp: Path, out: Path, master: str, sets: list[str]) -> d
     """One whole stage job; CPU of its process tree, wall time, its ``_stats.json``."""
     args = [x for s in sets for x in ("--set", s)]
     cmd = [sys.executable, "-m", f"jobs.{stage}", "--input", str(inp), "--output", str(out), "--overwrite", *args]
-    r = run_tree(cmd, _env(master))
+    r = run_tree(cmd, job_env(master))
     stats = json.loads((out / "_stats.json").read_text(encoding="utf-8"))
     return {
         "cpu_s": r["cpu_s"], "wall_s": r["wall_s"], "records": stats["input"], "kept": stats["output"],
@@ -79,7 +68,7 @@ def prepare_input(master: str) -> Path:
             raise SystemExit(f"{missing} absent (shared data not beside this checkout); pass --input")
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "jobs.prepare", "--input", *map(str, WARCS), "--output", str(out)]
-        run_tree(cmd, _env(master))
+        run_tree(cmd, job_env(master))
     return out
 
 

@@ -684,17 +684,23 @@ def job_warc(path: str | None) -> str:
     return str(out)
 
 
+def job_env(master: str) -> dict[str, str]:
+    """The environment of a whole Spark job run by the benches: this Python for driver and workers,
+    the repository importable, ``--master``, no progress lines."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYSPARK_SUBMIT_ARGS": f"--master {master} pyspark-shell",
+        "DOTS_PROGRESS_S": "0",
+    }
+
+
 def ours_job(warc: str, master: str, overrides: list[str]) -> dict[str, Any]:
     """``python -m jobs.prepare`` on ``warc`` under ``--master``: the job users run, JVM included."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-            "PYSPARK_SUBMIT_ARGS": f"--master {master} pyspark-shell",
-            "DOTS_PROGRESS_S": "0",
-        }
+        env = job_env(master)
         sets = [x for o in overrides for x in ("--set", o)]
         cmd = [sys.executable, "-m", "jobs.prepare", "--input", warc, "--output", f"{tmp}/out", *sets]
         r = run_tree(cmd, env)
@@ -809,14 +815,7 @@ def one_record_warc(path: Path) -> str:
 def floor_bench(a: argparse.Namespace) -> dict[str, Any]:
     """The fixed CPU of a Spark job, which no per-record work can remove: a SparkSession of the
     configured profile started and stopped, and ``python -m jobs.prepare`` on a one-record WARC."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "PYSPARK_SUBMIT_ARGS": f"--master {a.master} pyspark-shell",
-        "DOTS_PROGRESS_S": "0",
-    }
+    env = job_env(a.master)
     print(f"== fixed cost of a Spark job (master {a.master}), {a.repeat} round(s), CPU of every process")
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
