@@ -236,10 +236,17 @@ class _Owned:
         self.tree = tree
 
 
-# The trafilatura release whose ``bare_extraction`` / ``trafilatura_sequence`` the two shortcuts in
-# :func:`use_fewer_copies` were checked against (tests/test_prepare_loop.py compares the
-# output with and without them); another release keeps its copies.
-_COPIES_CHECKED_VERSION = "2.3.1"
+# The trafilatura release that the shortcuts into its internals (:func:`use_fewer_copies`,
+# :mod:`pipeline.prepare.readability_fast`) were checked against: tests/test_prepare_loop.py compares
+# the output with and without them. Under another release they stay off.
+TRAFILATURA_CHECKED = "2.3.1"
+
+
+def trafilatura_checked() -> bool:
+    """Whether the installed trafilatura is :data:`TRAFILATURA_CHECKED`."""
+    import trafilatura
+
+    return trafilatura.__version__ == TRAFILATURA_CHECKED
 
 
 _TRAFILATURA_ORIGINALS: dict[str, Any] = {}
@@ -260,7 +267,6 @@ def use_fewer_copies(enabled: bool = True) -> bool:
     The output is unchanged. ``enabled=False`` puts trafilatura's own functions back; another
     trafilatura release than the checked one always keeps them. Returns whether the shortcuts are
     in place; cheap to call again."""
-    import trafilatura
     import trafilatura.core as core
 
     if not _TRAFILATURA_ORIGINALS:
@@ -268,7 +274,7 @@ def use_fewer_copies(enabled: bool = True) -> bool:
             load_html=core.load_html, _extract_and_compare=core._extract_and_compare
         )
         _TRAFILATURA_SHORTCUTS.update(_shortcuts(core, **_TRAFILATURA_ORIGINALS))
-    on = enabled and trafilatura.__version__ == _COPIES_CHECKED_VERSION
+    on = enabled and trafilatura_checked()
     for name, fn in (_TRAFILATURA_SHORTCUTS if on else _TRAFILATURA_ORIGINALS).items():
         setattr(core, name, fn)
     return on

@@ -16,9 +16,7 @@ from lxml import etree
 from trafilatura import readability_lxml as rl
 from trafilatura.utils import trim
 
-# The trafilatura release whose ``readability_lxml.Document`` the overrides were checked against;
-# another release keeps its own class.
-_READABILITY_CHECKED_VERSION = "2.3.1"
+from pipeline.prepare.extract import trafilatura_checked
 
 _MEMO_MAX_ENTRIES = 1 << 16  # per memo; cleared when full (results never depend on it)
 _MEMO_MAX_CHARS = 256  # longer strings are not remembered, so the memos' memory stays bounded
@@ -275,9 +273,8 @@ def use_fast_readability(enabled: bool = True) -> bool:
     """Put :class:`FastDocument` (or, with ``enabled=False``, trafilatura's own class) where
     ``try_readability`` reads it. Another trafilatura release than the checked one always keeps its
     own. Returns whether the fast class is in place; cheap to call again."""
-    import trafilatura
     import trafilatura.external as external
 
-    on = enabled and trafilatura.__version__ == _READABILITY_CHECKED_VERSION
+    on = enabled and trafilatura_checked()
     external.ReadabilityDocument = FastDocument if on else rl.Document
     return on
