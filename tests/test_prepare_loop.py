@@ -65,16 +65,20 @@ def test_parse_html_builds_the_tree_trafilatura_builds(page):
         assert all(type(e) is lhtml.HtmlElement for e in ours.iter() if isinstance(e.tag, str))
 
 
-@pytest.mark.shared_data
-def test_extraction_unchanged_on_gold_pages():
+def _read_page(f) -> str:
     import gzip
 
+    raw = f.read_bytes()
+    return (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
+
+
+@pytest.mark.shared_data
+def test_extraction_unchanged_on_gold_pages():
     files = sorted(shared_data("trafilatura-eval/tests/eval").glob("*.html*"))[:60]
     files += sorted(shared_data("html-cleaning-dataset-merged/cleaneval-dev/input").glob("*.html.gz"))[:40]
     assert len(files) >= 50
     for f in files:
-        raw = f.read_bytes()
-        html = (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
+        html = _read_page(f)
         theirs = load_html(html)
         ours = parse_html(html)
         want = extract(theirs) if theirs is not None else (None, None)
@@ -185,8 +189,6 @@ def test_an_expression_reading_descendants_starts_its_own_run():
 
 @pytest.mark.shared_data
 def test_compiled_xpaths_match_lxml_on_gold_pages():
-    import gzip
-
     import trafilatura.xpaths as xp
 
     from pipeline.prepare.xpath_fast import PRUNE_LISTS, CompiledXPath, Unsupported, use_compiled
@@ -195,10 +197,7 @@ def test_compiled_xpaths_match_lxml_on_gold_pages():
     files = sorted(shared_data("trafilatura-eval/tests/eval").glob("*.html*"))[::4]
     trees = []
     for f in files:
-        raw = f.read_bytes()
-        tree = parse_html(
-            (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
-        )
+        tree = parse_html(_read_page(f))
         if tree is not None:
             trees.append(tree)
     assert len(trees) >= 100
@@ -218,8 +217,6 @@ def test_compiled_xpaths_match_lxml_on_gold_pages():
 def test_extraction_unchanged_with_compiled_xpaths():
     """extract() gives byte-identical output with the compiled, grouped pruning lists and with
     trafilatura's own XPath objects, on gold pages of three sets."""
-    import gzip
-
     root = "html-cleaning-dataset-merged"
     files = sorted(shared_data(f"{root}/page-signal-master/input").glob("*.html.gz"))[:60]
     files += sorted(shared_data(f"{root}/cleaneval-final/input").glob("*.html.gz"))[:30]
@@ -227,8 +224,7 @@ def test_extraction_unchanged_with_compiled_xpaths():
     assert len(files) >= 130
     differing = []
     for f in files:
-        raw = f.read_bytes()
-        html = (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
+        html = _read_page(f)
         want = extract(parse_html(html), fast_xpaths=False)
         if extract(parse_html(html), fast_xpaths=True) != want:
             differing.append(f.name)
@@ -241,13 +237,6 @@ def _gold_files(n_each: int) -> list:
     files += sorted(shared_data(f"{root}/cleaneval-final/input").glob("*.html.gz"))[3::5][:n_each]
     files += sorted(shared_data("trafilatura-eval/tests/eval").glob("*.html*"))[5::8][:n_each]
     return files
-
-
-def _read_page(f) -> str:
-    import gzip
-
-    raw = f.read_bytes()
-    return (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", "replace")
 
 
 @pytest.mark.shared_data
